@@ -1,0 +1,3 @@
+from recsys_dist.cli import main
+
+raise SystemExit(main())

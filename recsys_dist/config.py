@@ -1,0 +1,266 @@
+"""Job configuration: immutable sections validated once, at the edge.
+
+A configuration is a TOML document whose tables are the sections below and whose keys
+are the field names; ``--set section.key=value`` on the command line overrides a key.
+Unknown sections or keys and ill-typed or out-of-range values raise ``ConfigError``
+naming the key. This module parses TOML text but never reads files, the environment
+or argv: ``cli`` does that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from recsys_dist.errors import ConfigError
+
+SHAPES = ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "custom")
+INGEST_FORMATS = ("auto", "ml-100k", "ml-1m", "ml-10m", "ml-csv", "csv", "parquet")
+SYNTH_FORMATS = ("dataset", "ml-100k", "ml-1m", "ml-csv")
+SPLIT_METHODS = ("random", "temporal", "last-k", "kfold", "folds", "predefined")
+OFFICIAL_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    source: str = ""
+    """Folder, .zip archive, fsspec URL or shorthand (ml-100k, ml-1m, ..., ml-latest)."""
+    out: str = ""
+    """Dataset directory to write."""
+    format: str = "auto"
+    """One of INGEST_FORMATS; ``auto`` detects MovieLens layouts from file names."""
+    user_col: str = "user_id"
+    """Generic csv/parquet: column holding user ids."""
+    item_col: str = "item_id"
+    rating_col: str = "rating"
+    timestamp_col: str = "timestamp"
+    """Generic csv/parquet: timestamp column, or "" when the input has none."""
+    delimiter: str = ","
+    """Generic csv: field separator."""
+    id_type: str = "auto"
+    """Generic input: ``int``, ``str`` or ``auto`` (int when every id parses as one)."""
+    scale: list[float] = field(default_factory=list)
+    """[min, max] or [min, max, step]; empty: the format's scale, or the observed range."""
+    partitions: int = 0
+    """Number of user blocks in ratings/; 0 chooses from the data size."""
+    cache_dir: str = ""
+    """Where shorthand downloads are cached; "" is ~/.cache/recsys_dist."""
+    chunk_mb: int = 32
+    """Bytes of text parsed at a time: bounds ingest memory."""
+
+    def validate(self) -> None:
+        _choice("ingest.format", self.format, INGEST_FORMATS)
+        _choice("ingest.id_type", self.id_type, ("auto", "int", "str"))
+        _check_scale("ingest.scale", self.scale)
+        _at_least("ingest.partitions", self.partitions, 0)
+        _at_least("ingest.chunk_mb", self.chunk_mb, 1)
+        if len(self.delimiter) != 1:
+            raise ConfigError(f"ingest.delimiter: expected one character, got {self.delimiter!r}")
+        for key in ("user_col", "item_col", "rating_col"):
+            if not getattr(self, key):
+                raise ConfigError(f"ingest.{key}: must name a column")
+
+
+@dataclass(frozen=True, slots=True)
+class SynthConfig:
+    shape: str = "ml-100k"
+    """Named shape (the real dataset's user/item/rating counts) or ``custom``."""
+    n_users: int = 0
+    """With shape=custom (or to override a shape): number of users."""
+    n_items: int = 0
+    n_ratings: int = 0
+    min_user_ratings: int = 20
+    rank: int = 8
+    """Rank of the planted factor model."""
+    noise: float = 0.5
+    """Standard deviation of the rating noise before rounding."""
+    stars: str = ""
+    """``whole`` (1-5) or ``half`` (0.5-5); "" follows the shape (half for ml-25m/ml-32m)."""
+    seed: int = 0
+    out: str = ""
+    format: str = "dataset"
+    """``dataset`` writes the ingested layout; ml-100k, ml-1m, ml-csv write raw MovieLens files."""
+    partitions: int = 0
+
+    def validate(self) -> None:
+        _choice("synth.shape", self.shape, SHAPES)
+        _choice("synth.format", self.format, SYNTH_FORMATS)
+        _choice("synth.stars", self.stars, ("", "whole", "half"))
+        for key in ("n_users", "n_items", "n_ratings", "partitions"):
+            _at_least(f"synth.{key}", getattr(self, key), 0)
+        _at_least("synth.min_user_ratings", self.min_user_ratings, 1)
+        _at_least("synth.rank", self.rank, 1)
+        if not self.noise >= 0:
+            raise ConfigError(f"synth.noise: must be >= 0, got {self.noise}")
+        if self.shape == "custom" and 0 in (self.n_users, self.n_items, self.n_ratings):
+            raise ConfigError("synth.shape: custom needs synth.n_users, synth.n_items and synth.n_ratings")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitConfig:
+    data: str = ""
+    """Dataset directory made by ingest or synth."""
+    out: str = ""
+    """Split directory: train/, test/ and cold/ are written inside it."""
+    method: str = "random"
+    """One of SPLIT_METHODS."""
+    test_fraction: float = 0.2
+    """random: share of ratings held out; temporal without cutoff: share of the latest ratings."""
+    seed: int = 0
+    cutoff: str = ""
+    """temporal: ratings at or after this time (epoch seconds or ISO date) are test."""
+    k: int = 1
+    """last-k: each user's k latest ratings are test."""
+    n_folds: int = 5
+    fold: str = "0"
+    """kfold: fold number 0..n_folds-1; folds: u1..u5, ua or ub."""
+    train_file: str = ""
+    """predefined: training ratings (any supported format, original ids)."""
+    test_file: str = ""
+    archive: str = ""
+    """folds: the ml-100k archive or folder; "" uses the dataset's recorded source."""
+
+    def validate(self) -> None:
+        _choice("split.method", self.method, SPLIT_METHODS)
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"split.test_fraction: must be in (0, 1), got {self.test_fraction}")
+        _at_least("split.k", self.k, 1)
+        _at_least("split.n_folds", self.n_folds, 2)
+        if self.method == "kfold":
+            if not self.fold.isdigit() or int(self.fold) >= self.n_folds:
+                raise ConfigError(f"split.fold: kfold needs 0..{self.n_folds - 1}, got {self.fold!r}")
+        if self.method == "folds":
+            _choice("split.fold", self.fold, OFFICIAL_FOLDS)
+        if self.method == "predefined" and not (self.train_file and self.test_file):
+            raise ConfigError("split.train_file: predefined needs split.train_file and split.test_file")
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    out: str = "runs/quickstart"
+    """Directory of the pipeline's outputs (dataset/, split/, ...)."""
+    source: str = "synth"
+    """``synth`` generates data from [synth]; anything else is an ingest source."""
+
+    def validate(self) -> None:
+        if not self.out:
+            raise ConfigError("run.out: must name a directory")
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+
+    def to_mapping(self) -> dict[str, dict[str, Any]]:
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], origin: str = "configuration") -> JobConfig:
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        built: dict[str, Any] = {}
+        for name, values in data.items():
+            if name not in sections:
+                raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{origin}: [{name}] must be a table of keys")
+            built[name] = _section_from_mapping(hints[name], name, values, origin)
+        config = cls(**built)
+        config.validate()
+        return config
+
+
+def parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value``; the value is a TOML literal, else a plain string."""
+    key, sep, raw = item.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, name, value
+
+
+def merge(base: Mapping[str, Any], overrides: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for section, name, value in overrides:
+        merged.setdefault(section, {})[name] = value
+    return merged
+
+
+def _section_from_mapping(cls: type, section: str, values: Mapping[str, Any], origin: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(hints)
+            raise ConfigError(f"{origin}: unknown key {section}.{key} (known in [{section}]: {known})")
+        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item_type,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", item_type, v) for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover - no such fields
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. split.fold = 2
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(repr(a) for a in allowed)}")
+
+
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"{key}: must be >= {low}, got {value}")
+
+
+def _check_scale(key: str, scale: list[float]) -> None:
+    if not scale:
+        return
+    if len(scale) not in (2, 3) or not scale[0] < scale[1] or (len(scale) == 3 and scale[2] <= 0):
+        raise ConfigError(f"{key}: expected [min, max] or [min, max, step] with min < max, got {scale}")

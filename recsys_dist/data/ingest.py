@@ -1,0 +1,210 @@
+"""Ingest: raw ratings (any supported source and format) -> a dataset directory.
+
+Ingest streams in three passes so memory is bounded by a chunk and a block, not by
+the input:
+
+1. parse chunks, validate them, collect the distinct user and item ids and spill the
+   rows (raw ids plus a sequence number) to one Parquet file;
+2. with the id maps now known, map ids to dense indices and spill each row to the file
+   of its user block;
+3. per user block: drop duplicate (user, item) pairs keeping the latest timestamp (the
+   later line on ties), sort by (user, item) and write the block.
+
+Everything is built in a staging directory and published with the manifest last, so a
+failed or interrupted ingest leaves no dataset behind and an older one intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys_dist.config import IngestConfig
+from recsys_dist.data.atomic import staged_dir
+from recsys_dist.data.dataset import DatasetWriter, Ratings, default_block_count
+from recsys_dist.data.formats import RatingScale, detect_format, generic_layout
+from recsys_dist.data.ids import IdIndex, UniqueAccumulator
+from recsys_dist.data.items import ITEM_COLUMNS, read_items
+from recsys_dist.data.readers import RawChunk, iter_rating_chunks
+from recsys_dist.data.sources import resolve_source
+from recsys_dist.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def ingest(cfg: IngestConfig) -> dict[str, Any]:
+    """Run ingest as configured; return the written manifest (plus ``seconds``)."""
+    if not cfg.out:
+        raise DataError("no output directory: pass --out DIR")
+    started = time.perf_counter()
+    source = resolve_source(cfg.source, cfg.cache_dir or None)
+    generic = generic_layout(cfg.user_col, cfg.item_col, cfg.rating_col, cfg.timestamp_col, cfg.delimiter,
+                             cfg.id_type, parquet=cfg.format == "parquet")
+    fmt = detect_format(source, cfg.format, generic)
+    scale = RatingScale(*cfg.scale) if cfg.scale else fmt.scale
+    log.info("ingest %s: format %s, ratings in %s", cfg.source, fmt.name, fmt.ratings_file)
+    items_meta = read_items(source, fmt.name, fmt.items_file, fmt.genre_file)
+    chunks = iter_rating_chunks(source, fmt.ratings_file, fmt.layout, scale, cfg.chunk_mb << 20)
+    meta = {
+        "kind": "dataset",
+        "source": {"spec": cfg.source, "format": fmt.name, "ratings_file": source.describe(fmt.ratings_file),
+                   "items_file": source.describe(fmt.items_file) if fmt.items_file else None},
+        "has_timestamp": fmt.layout.timestamp is not None,
+    }
+    with staged_dir(cfg.out) as stage:
+        manifest = build_dataset(stage, chunks, items_meta, scale, cfg.partitions, meta)
+    manifest["seconds"] = time.perf_counter() - started
+    return manifest
+
+
+def build_dataset(
+    root: Path,
+    chunks: Iterable[RawChunk],
+    items_meta: pd.DataFrame | None,
+    scale: RatingScale | None,
+    n_blocks: int,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Write a dataset into ``root`` from raw chunks; see the module docstring for the passes."""
+    spill = root / "_spill"
+    spill.mkdir()
+    try:
+        users, items, observed = _spill_raw(chunks, spill / "raw.parquet")
+        n_blocks = n_blocks or default_block_count(observed.rows, len(users))
+        writer = DatasetWriter(root, len(users), len(items), n_blocks)
+        block_files = _spill_by_block(spill / "raw.parquet", spill, users, items, writer)
+        dropped = 0
+        for block in range(writer.n_blocks):
+            ratings, n_dropped = _dedup_sorted(block_files.get(block))
+            dropped += n_dropped
+            writer.write_block(block, ratings)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    if dropped:
+        log.warning("dropped %d duplicate (user, item) ratings, keeping the latest of each", dropped)
+    item_frame, without_meta, unrated = _item_frame(items, items_meta)
+    writer.write_id_maps(pd.DataFrame({"user_idx": np.arange(len(users), dtype=np.int32), "user_id": users.ids}),
+                         item_frame)
+    genres = sorted({g for gs in item_frame["genres"] for g in gs})
+    meta = {
+        **meta,
+        "rating_scale": (scale or observed.scale()).to_mapping(),
+        "genres": genres,
+        "counts": {"rows_read": observed.rows, "duplicates_dropped": dropped,
+                   "items_without_metadata": without_meta, "catalog_items_unrated": unrated},
+    }
+    return writer.finish(meta)
+
+
+class _Observed:
+    """Running facts about the ratings seen: count, range, and whether they sit on a star grid."""
+
+    def __init__(self) -> None:
+        self.rows, self.min, self.max = 0, np.inf, -np.inf
+        self.whole = self.half = True
+
+    def add(self, rating: np.ndarray) -> None:
+        self.rows += len(rating)
+        self.min, self.max = min(self.min, float(rating.min())), max(self.max, float(rating.max()))
+        self.whole = self.whole and bool(np.all(rating == np.round(rating)))
+        self.half = self.half and bool(np.all(rating * 2 == np.round(rating * 2)))
+
+    def scale(self) -> RatingScale:
+        return RatingScale(self.min, self.max, 1.0 if self.whole else 0.5 if self.half else None)
+
+
+def _spill_raw(chunks: Iterable[RawChunk], path: Path) -> tuple[IdIndex, IdIndex, _Observed]:
+    user_ids, item_ids, observed = UniqueAccumulator(), UniqueAccumulator(), _Observed()
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in chunks:
+            user_ids.add(chunk.user)
+            item_ids.add(chunk.item)
+            seq = np.arange(observed.rows, observed.rows + len(chunk), dtype=np.int64)
+            observed.add(chunk.rating)
+            table = pa.table({"user": chunk.user, "item": chunk.item, "rating": chunk.rating.astype(np.float32),
+                              "timestamp": chunk.timestamp, "seq": seq})
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            elif table.schema != writer.schema:
+                raise DataError(f"line {chunk.first_line}+: id types changed within the file; set ingest.id_type")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise DataError("no ratings (empty input)")
+    return IdIndex(user_ids.values()), IdIndex(item_ids.values()), observed
+
+
+_BLOCK_SPILL_SCHEMA = pa.schema([("user_idx", pa.int32()), ("item_idx", pa.int32()), ("rating", pa.float32()),
+                                 ("timestamp", pa.int64()), ("seq", pa.int64())])
+
+
+def _spill_by_block(raw: Path, spill: Path, users: IdIndex, items: IdIndex, writer: DatasetWriter) -> dict[int, Path]:
+    writers: dict[int, pq.ParquetWriter] = {}
+    paths: dict[int, Path] = {}
+    try:
+        for batch in pq.ParquetFile(raw).iter_batches(batch_size=1 << 21):
+            u = users.to_index(_column(batch, "user"))
+            i = items.to_index(_column(batch, "item"))
+            block = writer.block_of(u)
+            order = np.argsort(block, kind="stable")
+            bounds = np.searchsorted(block[order], np.arange(writer.n_blocks + 1))
+            cols = [u, i, batch.column("rating").to_numpy(), batch.column("timestamp").to_numpy(),
+                    batch.column("seq").to_numpy()]
+            for b in np.flatnonzero(np.diff(bounds)):
+                rows = order[bounds[b]: bounds[b + 1]]
+                part = pa.Table.from_arrays([pa.array(c[rows]) for c in cols], schema=_BLOCK_SPILL_SCHEMA)
+                if b not in writers:
+                    paths[b] = spill / f"block-{b:05d}.parquet"
+                    writers[b] = pq.ParquetWriter(paths[b], _BLOCK_SPILL_SCHEMA)
+                writers[b].write_table(part)
+    finally:
+        for w in writers.values():
+            w.close()
+    return {int(b): p for b, p in paths.items()}
+
+
+def _column(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    col = batch.column(name)
+    if pa.types.is_integer(col.type):
+        return col.to_numpy()
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _dedup_sorted(path: Path | None) -> tuple[Ratings, int]:
+    """Read one block's spill, keep the latest rating of each (user, item), sort by (user, item)."""
+    if path is None:
+        return Ratings(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.int64)), 0
+    t = pq.read_table(path)
+    u, i, r, ts, seq = (t.column(n).to_numpy() for n in _BLOCK_SPILL_SCHEMA.names)
+    order = np.lexsort((seq, ts, i, u))
+    u, i, r, ts = u[order], i[order], r[order], ts[order]
+    last = np.ones(len(u), dtype=bool)
+    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    kept = Ratings(u[last], i[last], r[last], ts[last])
+    return kept, len(u) - len(kept)
+
+
+def _item_frame(items: IdIndex, meta: pd.DataFrame | None) -> tuple[pd.DataFrame, int, int]:
+    """items.parquet rows for the rated items, with metadata where the items file has it."""
+    frame = pd.DataFrame({"item_idx": np.arange(len(items), dtype=np.int32), "item_id": items.ids})
+    if meta is None or not items.is_integer:
+        frame["title"] = pd.Series([None] * len(items), dtype=object)
+        frame["year"] = pd.array([None] * len(items), dtype="Int16")
+        frame["genres"] = [[] for _ in range(len(items))]
+        return frame, len(items) if meta is not None else 0, 0
+    merged = frame.merge(meta, on="item_id", how="left", validate="one_to_one")
+    missing = merged["title"].isna()
+    merged["genres"] = [g if isinstance(g, list) else [] for g in merged["genres"]]
+    unrated = int((~meta["item_id"].isin(items.ids)).sum())
+    return merged[["item_idx", *ITEM_COLUMNS]], int(missing.sum()), unrated
