@@ -84,6 +84,16 @@ def empty_ratings() -> Ratings:
     return Ratings(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.int64))
 
 
+def sort_dedup(ratings: Ratings, seq: np.ndarray) -> tuple[Ratings, int]:
+    """Sort by (user, item) keeping one rating per pair: the latest timestamp, then the highest ``seq``
+    (the later input line). Returns the kept ratings and how many were dropped."""
+    order = np.lexsort((seq, ratings.timestamp, ratings.item_idx, ratings.user_idx))
+    r = ratings.take(order)
+    last = np.ones(len(r), dtype=bool)
+    last[:-1] = (r.user_idx[1:] != r.user_idx[:-1]) | (r.item_idx[1:] != r.item_idx[:-1])
+    return (r if last.all() else r.take(np.flatnonzero(last))), int(len(r) - last.sum())
+
+
 def default_block_count(n_ratings: int, n_users: int) -> int:
     """About 2M ratings a block, at least 4 blocks so small data still exercises blocking."""
     return max(1, min(n_users, max(4, math.ceil(n_ratings / 2_000_000))))

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from recsys_dist.config import IngestConfig
 from recsys_dist.data.atomic import staged_dir
-from recsys_dist.data.dataset import DatasetWriter, Ratings, default_block_count
+from recsys_dist.data.dataset import DatasetWriter, Ratings, default_block_count, empty_ratings, sort_dedup
 from recsys_dist.data.formats import RatingScale, detect_format, generic_layout
 from recsys_dist.data.ids import IdIndex, UniqueAccumulator
 from recsys_dist.data.items import ITEM_COLUMNS, read_items
@@ -182,17 +182,12 @@ def _column(batch: pa.RecordBatch, name: str) -> np.ndarray:
 
 
 def _dedup_sorted(path: Path | None) -> tuple[Ratings, int]:
-    """Read one block's spill, keep the latest rating of each (user, item), sort by (user, item)."""
+    """Read one block's spill and keep the latest rating of each (user, item), sorted."""
     if path is None:
-        return Ratings(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.int64)), 0
+        return empty_ratings(), 0
     t = pq.read_table(path)
     u, i, r, ts, seq = (t.column(n).to_numpy() for n in _BLOCK_SPILL_SCHEMA.names)
-    order = np.lexsort((seq, ts, i, u))
-    u, i, r, ts = u[order], i[order], r[order], ts[order]
-    last = np.ones(len(u), dtype=bool)
-    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-    kept = Ratings(u[last], i[last], r[last], ts[last])
-    return kept, len(u) - len(kept)
+    return sort_dedup(Ratings(u, i, r, ts), seq)
 
 
 def _item_frame(items: IdIndex, meta: pd.DataFrame | None) -> tuple[pd.DataFrame, int, int]:

@@ -1,0 +1,8 @@
+"""Submit the ingest job: `python jobs/ingest.py --help`. Same code as `python -m recsys_dist ingest`."""
+
+import sys
+
+from recsys_dist.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["ingest", *sys.argv[1:]]))

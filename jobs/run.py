@@ -1,0 +1,8 @@
+"""Submit the run job: `python jobs/run.py --help`. Same code as `python -m recsys_dist run`."""
+
+import sys
+
+from recsys_dist.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["run", *sys.argv[1:]]))

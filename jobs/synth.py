@@ -1,0 +1,8 @@
+"""Submit the synth job: `python jobs/synth.py --help`. Same code as `python -m recsys_dist synth`."""
+
+import sys
+
+from recsys_dist.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["synth", *sys.argv[1:]]))

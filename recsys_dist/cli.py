@@ -1,0 +1,182 @@
+"""``python -m recsys_dist <job> ...``: read configuration and arguments, run a job, report.
+
+Configuration precedence, lowest first: built-in defaults, ``--config FILE`` (TOML),
+``--set section.key=value`` (repeatable), then the job's own flags. Errors are printed
+on one line and give a non-zero exit code (2 for configuration, 1 for data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from recsys_dist.config import JobConfig, merge, parse_override, parse_toml
+from recsys_dist.errors import ConfigError, RecsysError
+
+log = logging.getLogger("recsys_dist")
+
+# job -> [(flag, "section.key", type, help)]; nargs "+" for list-valued keys.
+FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
+    "ingest": [
+        ("--source", "ingest.source", str, "folder, .zip, file, fsspec URL or shorthand (ml-100k, ml-25m, ...)"),
+        ("--out", "ingest.out", str, "dataset directory to write"),
+        ("--format", "ingest.format", str, "auto, ml-100k, ml-1m, ml-10m, ml-csv, csv or parquet"),
+        ("--partitions", "ingest.partitions", int, "user blocks in ratings/ (default: from the data size)"),
+        ("--user-col", "ingest.user_col", str, "generic input: user id column"),
+        ("--item-col", "ingest.item_col", str, "generic input: item id column"),
+        ("--rating-col", "ingest.rating_col", str, "generic input: rating column"),
+        ("--timestamp-col", "ingest.timestamp_col", str, "generic input: timestamp column ('' for none)"),
+        ("--delimiter", "ingest.delimiter", str, "generic csv: field separator"),
+        ("--id-type", "ingest.id_type", str, "generic input: auto, int or str"),
+        ("--scale", "ingest.scale", float, "MIN MAX [STEP]: reject ratings off this scale"),
+        ("--cache-dir", "ingest.cache_dir", str, "download cache for shorthands"),
+        ("--chunk-mb", "ingest.chunk_mb", int, "text parsed per chunk, in MiB"),
+    ],
+    "synth": [
+        ("--shape", "synth.shape", str, "ml-100k, ml-1m, ml-25m, ml-32m or custom"),
+        ("--users", "synth.n_users", int, "number of users (overrides the shape)"),
+        ("--items", "synth.n_items", int, "number of items (overrides the shape)"),
+        ("--ratings", "synth.n_ratings", int, "number of ratings (overrides the shape)"),
+        ("--rank", "synth.rank", int, "rank of the planted model"),
+        ("--noise", "synth.noise", float, "rating noise standard deviation"),
+        ("--stars", "synth.stars", str, "whole or half"),
+        ("--seed", "synth.seed", int, "random seed"),
+        ("--out", "synth.out", str, "output directory"),
+        ("--format", "synth.format", str, "dataset, or raw files: ml-100k, ml-1m, ml-csv"),
+        ("--partitions", "synth.partitions", int, "user blocks (dataset format)"),
+    ],
+    "split": [
+        ("--data", "split.data", str, "dataset directory"),
+        ("--out", "split.out", str, "split directory (train/, test/, cold/)"),
+        ("--method", "split.method", str, "random, temporal, last-k, kfold, folds or predefined"),
+        ("--test-fraction", "split.test_fraction", float, "random/temporal: share of ratings in test"),
+        ("--seed", "split.seed", int, "random/kfold seed"),
+        ("--cutoff", "split.cutoff", str, "temporal: epoch seconds or ISO date of the first test rating"),
+        ("--k", "split.k", int, "last-k: ratings held out per user"),
+        ("--folds", "split.n_folds", int, "kfold: number of folds"),
+        ("--fold", "split.fold", str, "kfold: 0..n-1; folds: u1..u5, ua, ub"),
+        ("--train-file", "split.train_file", str, "predefined: training ratings file"),
+        ("--test-file", "split.test_file", str, "predefined: test ratings file"),
+        ("--archive", "split.archive", str, "folds: the ml-100k archive (default: the dataset's source)"),
+    ],
+    "run": [
+        ("--out", "run.out", str, "output directory of the whole pipeline"),
+        ("--source", "run.source", str, "'synth' (default) or an ingest source"),
+    ],
+}
+DESCRIPTIONS = {
+    "ingest": "raw ratings -> partitioned Parquet dataset",
+    "synth": "generate MovieLens-shaped synthetic data",
+    "split": "split a dataset into train/test(/cold)",
+    "run": "the main job: data -> split (on built-in defaults: synthetic ml-100k shape)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recsys_dist", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="job", required=True, metavar="JOB")
+    for job, flags in FLAGS.items():
+        p = sub.add_parser(job, help=DESCRIPTIONS[job], description=DESCRIPTIONS[job])
+        p.add_argument("--config", help="TOML configuration file (see conf/)")
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a key")
+        p.add_argument("--quiet", action="store_true", help="print only errors")
+        for flag, key, kind, text in flags:
+            nargs = "+" if key == "ingest.scale" else None
+            p.add_argument(flag, dest=key, type=kind, nargs=nargs, default=None, help=text)
+    return parser
+
+
+def load_config(args: argparse.Namespace, job: str) -> JobConfig:
+    base: dict[str, Any] = {}
+    if args.config:
+        try:
+            text = Path(args.config).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{args.config}: cannot read configuration: {exc.strerror}") from None
+        base = parse_toml(text, args.config)
+        JobConfig.from_mapping(base, origin=args.config)  # name the file in errors about its own keys
+    overrides = [parse_override(item) for item in args.set]
+    for _, key, _, _ in FLAGS[job]:
+        value = getattr(args, key)
+        if value is not None:
+            section, name = key.split(".")
+            overrides.append((section, name, value))
+    cache = os.environ.get("RECSYS_DIST_CACHE")
+    if cache and "cache_dir" not in base.get("ingest", {}):
+        overrides.insert(0, ("ingest", "cache_dir", cache))
+    return JobConfig.from_mapping(merge(base, overrides), origin="--set/flags")
+
+
+def _report_dataset(label: str, m: dict[str, Any], out: str) -> None:
+    c = m["counts"]
+    seconds = m.get("seconds") or m.get("write_seconds", 0) + m.get("generate_seconds", 0)
+    rate = c["ratings"] / seconds if seconds else float("nan")
+    log.info("%s: %d ratings, %d users, %d items -> %s (%.1f s, %.0f ratings/s)",
+             label, c["ratings"], c["users"], c["items"], out, seconds, rate)
+    if c.get("duplicates_dropped"):
+        log.warning("dropped %d duplicate (user, item) ratings, keeping the latest of each", c["duplicates_dropped"])
+    if c.get("items_without_metadata"):
+        log.warning("%d rated items have no title or genres in the items file", c["items_without_metadata"])
+
+
+def _report_split(s: dict[str, Any], out: str) -> None:
+    c = s["counts"]
+    log.info("split (%s): train %d, test %d, cold %d (cold users %d, cold items %d) -> %s",
+             s["method"], c["train"], c["test"], c["cold"], c["cold_users"], c["cold_items"], out)
+
+
+def _run_ingest(cfg: JobConfig) -> None:
+    from recsys_dist.data.ingest import ingest
+
+    _report_dataset("ingest", ingest(cfg.ingest), cfg.ingest.out)
+
+
+def _run_synth(cfg: JobConfig) -> None:
+    from recsys_dist.data.synth_output import synth
+
+    _report_dataset(f"synth {cfg.synth.shape}", synth(cfg.synth), cfg.synth.out)
+
+
+def _run_split(cfg: JobConfig) -> None:
+    from recsys_dist.data.split import split
+
+    _report_split(split(cfg.split), cfg.split.out)
+
+
+def _run_pipeline(cfg: JobConfig) -> None:
+    from recsys_dist.pipeline import run_pipeline
+
+    started = time.perf_counter()
+    results = run_pipeline(cfg)
+    out = Path(cfg.run.out)
+    for name in ("synth", "ingest"):
+        if name in results:
+            _report_dataset(name, results[name], str(out / "dataset"))
+    _report_split(results["split"], str(out / "split"))
+    log.info("done in %.1f s", time.perf_counter() - started)
+
+
+RUNNERS: dict[str, Callable[[JobConfig], None]] = {
+    "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "run": _run_pipeline,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr, force=True)
+    try:
+        cfg = load_config(args, args.job)
+        RUNNERS[args.job](cfg)
+    except RecsysError as exc:
+        print(f"recsys_dist {args.job}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"recsys_dist {args.job}: interrupted; nothing was published", file=sys.stderr)
+        return 130
+    return 0
