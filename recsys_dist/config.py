@@ -10,6 +10,7 @@ or argv: ``cli`` does that.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import tomllib
 import types
 import typing
@@ -243,6 +244,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)  # e.g. split.fold = 2
+        if isinstance(value, (_dt.date, _dt.time)):
+            return value.isoformat()  # TOML dates, e.g. split.cutoff = 2001-01-01
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value

@@ -107,7 +107,9 @@ def _write_raw(root: Path, planted: Planted, fmt: str) -> dict[str, Any]:
 def _rows_csv(fh: BinaryIO, frame: pd.DataFrame, first: bool) -> None:
     table = pa.table({"userId": frame.user, "movieId": frame.item, "rating": frame.rating.astype(np.float64),
                       "timestamp": frame.timestamp})
-    pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=first, quoting_style="none"))
+    if first:
+        fh.write(b"userId,movieId,rating,timestamp\n")
+    pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
 def _rows_tab(fh: BinaryIO, frame: pd.DataFrame, first: bool) -> None:

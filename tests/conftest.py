@@ -1,0 +1,49 @@
+"""Shared fixtures: the real ml-100k archive, tiny raw files, and a CLI runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ML100K_ZIP = ROOT.parent / "shared" / "data" / "ml-100k.zip"
+
+
+@pytest.fixture(scope="session")
+def ml100k_zip() -> Path:
+    if not ML100K_ZIP.exists():
+        pytest.skip(f"real MovieLens archive not found at {ML100K_ZIP}")
+    return ML100K_ZIP
+
+
+@pytest.fixture(scope="session")
+def ml100k_dataset(tmp_path_factory, ml100k_zip) -> Path:
+    from recsys_dist.config import IngestConfig
+    from recsys_dist.data.ingest import ingest
+
+    out = tmp_path_factory.mktemp("ml100k") / "dataset"
+    ingest(IngestConfig(source=str(ml100k_zip), out=str(out)))
+    return out
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m recsys_dist ARGS`` in a fresh interpreter, as a user would."""
+    return subprocess.run([sys.executable, "-m", "recsys_dist", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
