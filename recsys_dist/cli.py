@@ -109,7 +109,7 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
     cache = os.environ.get("RECSYS_DIST_CACHE")
     if cache and "cache_dir" not in base.get("ingest", {}):
         overrides.insert(0, ("ingest", "cache_dir", cache))
-    return JobConfig.from_mapping(merge(base, overrides), origin="--set/flags")
+    return JobConfig.from_mapping(merge(base, overrides), origin="command line")
 
 
 def _report_dataset(label: str, m: dict[str, Any], out: str) -> None:

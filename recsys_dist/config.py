@@ -178,7 +178,10 @@ class JobConfig:
                 raise ConfigError(f"{origin}: [{name}] must be a table of keys")
             built[name] = _section_from_mapping(hints[name], name, values, origin)
         config = cls(**built)
-        config.validate()
+        try:
+            config.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
         return config
 
 

@@ -58,7 +58,8 @@ def _read_mapped(source: Source, rel: str, users: IdIndex, items: IdIndex, scale
             missing = np.flatnonzero(idx < 0)
             if len(missing):
                 row = int(missing[0])
-                raise DataError(f"{source.describe(rel)} line {chunk.first_line + row}: {what} {raw[row]!r} is not "
+                value = raw[row].item() if isinstance(raw[row], np.generic) else raw[row]
+                raise DataError(f"{source.describe(rel)} line {chunk.first_line + row}: {what} {value!r} is not "
                                 f"in the dataset's id map; ingest data that contains it")
         parts.append(Ratings(u, i, chunk.rating.astype(np.float32), chunk.timestamp))
         seqs.append(np.arange(offset, offset + len(chunk)))

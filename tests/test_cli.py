@@ -1,0 +1,71 @@
+"""The jobs as a user runs them: fresh interpreters, real files."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from recsys_dist.data.dataset import Dataset
+from tests.conftest import ROOT, run_cli
+
+
+def test_cli_main_job_runs_on_builtin_defaults(tmp_path):
+    proc = run_cli("run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "runs" / "quickstart"
+    assert Dataset.open(out / "dataset").n_ratings == 100_000
+    summary = json.loads((out / "split" / "split.json").read_text())
+    assert summary["counts"]["train"] + summary["counts"]["test"] + summary["counts"]["cold"] == 100_000
+    assert "split (random)" in proc.stderr
+    rerun = run_cli("run", "--quiet", cwd=tmp_path)  # a rerun replaces the outputs in place
+    assert rerun.returncode == 0 and rerun.stderr == ""
+
+
+@pytest.mark.realdata
+def test_cli_ingest_then_official_fold_via_jobs_scripts(tmp_path, ml100k_zip):
+    import subprocess
+
+    def job(name, *args):
+        return subprocess.run([sys.executable, str(ROOT / "jobs" / f"{name}.py"), *args], capture_output=True,
+                              text=True, timeout=300)
+
+    ingest = job("ingest", "--source", str(ml100k_zip), "--out", str(tmp_path / "ds"))
+    assert ingest.returncode == 0, ingest.stderr
+    assert "100000 ratings, 943 users, 1682 items" in ingest.stderr
+    split = job("split", "--data", str(tmp_path / "ds"), "--method", "folds", "--fold", "u2", "--out", str(tmp_path / "u2"))
+    assert split.returncode == 0, split.stderr
+    assert json.loads((tmp_path / "u2" / "split.json").read_text())["counts"]["train"] == 80_000
+
+
+def test_cli_config_file_with_overrides_and_flags(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text('[synth]\nshape = "custom"\nn_users = 50\nn_items = 200\nn_ratings = 2000\nseed = 3\n')
+    proc = run_cli("synth", "--config", str(conf), "--set", "synth.n_ratings=2500", "--ratings", "3000",
+                   "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    assert Dataset.open(tmp_path / "s").n_ratings == 3000  # flag beats --set beats file
+    conf.write_text("[synth]\nrank = -1\n")
+    bad = run_cli("synth", "--config", str(conf), "--out", str(tmp_path / "t"))
+    assert bad.returncode == 2 and f"{conf}: synth.rank: must be >= 1, got -1" in bad.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_every_job_has_help_and_a_script():
+    for job in ("ingest", "synth", "split", "run"):
+        assert (ROOT / "jobs" / f"{job}.py").exists()
+        proc = run_cli(job, "--help")
+        assert proc.returncode == 0 and "--config" in proc.stdout and "--set" in proc.stdout
+
+
+@pytest.mark.slow
+def test_cli_one_million_row_synthetic_ingest(tmp_path):
+    raw = run_cli("synth", "--shape", "ml-1m", "--format", "ml-1m", "--out", str(tmp_path / "raw"))
+    assert raw.returncode == 0, raw.stderr
+    assert (tmp_path / "raw" / "ratings.dat").stat().st_size > 10_000_000
+    proc = run_cli("ingest", "--source", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"), "--chunk-mb", "4")
+    assert proc.returncode == 0, proc.stderr
+    ds = Dataset.open(tmp_path / "ds")
+    assert (ds.n_ratings, ds.n_users, ds.n_items) == (1_000_209, 6040, 3706)
+    assert ds.manifest["source"]["format"] == "ml-1m"
+    ds.verify()
