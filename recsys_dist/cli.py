@@ -64,16 +64,35 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--test-file", "split.test_file", str, "predefined: test ratings file"),
         ("--archive", "split.archive", str, "folds: the ml-100k archive (default: the dataset's source)"),
     ],
+    "train": [
+        ("--train", "train.train", str, "training dataset (SPLITDIR/train)"),
+        ("--test", "train.test", str, "test dataset scored every iteration (SPLITDIR/test)"),
+        ("--out", "train.out", str, "model directory (path or fsspec URL)"),
+        ("--engine", "engine.name", str, "inprocess, shm or dask"),
+        ("--scheduler", "engine.scheduler", str, "dask: 'local' or a scheduler address tcp://host:8786"),
+        ("--workers", "engine.workers", int, "shm processes or LocalCluster workers"),
+        ("--threads", "engine.threads", int, "kernel threads per task (0: cores / workers)"),
+        ("--iterations", "model.n_iter", int, "number of ALS iterations"),
+        ("--checkpoint-every", "train.checkpoint_every", int, "checkpoint every N iterations"),
+    ],
+    "evaluate": [
+        ("--model", "evaluate.model", str, "model directory"),
+        ("--data", "evaluate.data", str, "dataset to score"),
+        ("--out", "evaluate.out", str, "directory for metrics.json"),
+    ],
     "run": [
         ("--out", "run.out", str, "output directory of the whole pipeline"),
         ("--source", "run.source", str, "'synth' (default) or an ingest source"),
+        ("--engine", "engine.name", str, "inprocess, shm or dask"),
     ],
 }
 DESCRIPTIONS = {
     "ingest": "raw ratings -> partitioned Parquet dataset",
     "synth": "generate MovieLens-shaped synthetic data",
     "split": "split a dataset into train/test(/cold)",
-    "run": "the main job: data -> split (on built-in defaults: synthetic ml-100k shape)",
+    "train": "train a model (ALS with biases, bias-only or global mean)",
+    "evaluate": "RMSE and MAE of a saved model on a dataset",
+    "run": "the main job: data -> split -> train -> evaluate (default: synthetic ml-100k shape)",
 }
 
 
@@ -85,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="TOML configuration file (see conf/)")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a key")
         p.add_argument("--quiet", action="store_true", help="print only errors")
+        if job == "train":
+            p.add_argument("--resume", dest="train.resume", action="store_const", const=True, default=None,
+                           help="continue from the last checkpoint in --out")
         for flag, key, kind, text in flags:
             nargs = "+" if key == "ingest.scale" else None
             p.add_argument(flag, dest=key, type=kind, nargs=nargs, default=None, help=text)
@@ -101,7 +123,7 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
         base = parse_toml(text, args.config)
         JobConfig.from_mapping(base, origin=args.config)  # name the file in errors about its own keys
     overrides = [parse_override(item) for item in args.set]
-    for _, key, _, _ in FLAGS[job]:
+    for key in [k for _, k, _, _ in FLAGS[job]] + (["train.resume"] if job == "train" else []):
         value = getattr(args, key)
         if value is not None:
             section, name = key.split(".")
@@ -148,6 +170,26 @@ def _run_split(cfg: JobConfig) -> None:
     _report_split(split(cfg.split), cfg.split.out)
 
 
+def _report_training(metrics: dict[str, Any], out: str) -> None:
+    parts = [f"{name} RMSE {metrics[name]['rmse']:.4f} MAE {metrics[name]['mae']:.4f} ({metrics[name]['n']} ratings)"
+             for name in ("train", "test", "cold") if name in metrics]
+    log.info("model -> %s: %s", out, "; ".join(parts))
+
+
+def _run_train(cfg: JobConfig) -> None:
+    from recsys_dist.pipeline import run_training
+
+    _report_training(run_training(cfg), cfg.train.out)
+
+
+def _run_evaluate(cfg: JobConfig) -> None:
+    from recsys_dist.pipeline import run_evaluation
+
+    m = run_evaluation(cfg.evaluate)
+    log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d with unknown users, %d with unknown items)",
+             m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["unknown_users"], m["unknown_items"])
+
+
 def _run_pipeline(cfg: JobConfig) -> None:
     from recsys_dist.pipeline import run_pipeline
 
@@ -158,11 +200,15 @@ def _run_pipeline(cfg: JobConfig) -> None:
         if name in results:
             _report_dataset(name, results[name], str(out / "dataset"))
     _report_split(results["split"], str(out / "split"))
+    _report_training(results["train"], str(out / "model"))
+    e = results["evaluate"]
+    log.info("evaluation -> %s: test RMSE %.4f, MAE %.4f", out / "evaluation", e["rmse"], e["mae"])
     log.info("done in %.1f s", time.perf_counter() - started)
 
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
-    "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "run": _run_pipeline,
+    "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "train": _run_train,
+    "evaluate": _run_evaluate, "run": _run_pipeline,
 }
 
 
@@ -170,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stderr, force=True)
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter drowns the job's lines
     try:
         cfg = load_config(args, args.job)
         RUNNERS[args.job](cfg)

@@ -152,12 +152,109 @@ class RunConfig:
             raise ConfigError("run.out: must name a directory")
 
 
+MODEL_KINDS = ("als", "bias", "mean")
+ENGINES = ("inprocess", "shm", "dask")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    kind: str = "als"
+    """``als`` (biased matrix factorization), ``bias`` (user and item biases only) or ``mean``."""
+    rank: int = 10
+    """Number of latent factors k (als)."""
+    reg: float = 0.1
+    """Factor regularization lambda."""
+    bias_reg: float = 0.1
+    """Bias regularization (for ``bias``: the damping added to each bias's count)."""
+    reg_mode: str = "weighted"
+    """``weighted``: lambda * n_ratings per row (Spark MLlib); ``plain``: lambda."""
+    n_iter: int = 10
+    """Iterations; each is a user half-step then an item half-step."""
+    seed: int = 0
+    tol: float = 0.0
+    """Stop early when an iteration lowers the training objective by less than this fraction."""
+
+    def validate(self) -> None:
+        _choice("model.kind", self.kind, MODEL_KINDS)
+        _choice("model.reg_mode", self.reg_mode, ("weighted", "plain"))
+        _at_least("model.rank", self.rank, 1)
+        _at_least("model.n_iter", self.n_iter, 1)
+        for key in ("reg", "bias_reg", "tol"):
+            value = getattr(self, key)
+            if not value >= 0:
+                raise ConfigError(f"model.{key}: must be >= 0, got {value}")
+        if self.kind == "als" and self.reg_mode == "plain" and self.reg == 0:
+            raise ConfigError("model.reg: plain regularization needs reg > 0 so every system is solvable")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    name: str = "inprocess"
+    """Where block tasks run: ``inprocess``, ``shm`` (shared-memory process pool) or ``dask``."""
+    scheduler: str = "local"
+    """dask: ``local`` for an in-process LocalCluster, or a scheduler address (tcp://host:8786)."""
+    workers: int = 2
+    """shm: worker processes; dask local: workers of the LocalCluster."""
+    threads: int = 0
+    """Kernel threads per task; 0 divides the machine's cores among the workers."""
+    user_blocks: int = 0
+    """User blocks; 0 chooses from data size and worker count."""
+    item_blocks: int = 0
+    connect_timeout: float = 10.0
+    """dask: seconds to wait for the scheduler before failing."""
+
+    def validate(self) -> None:
+        _choice("engine.name", self.name, ENGINES)
+        for key in ("workers",):
+            _at_least(f"engine.{key}", getattr(self, key), 1)
+        for key in ("threads", "user_blocks", "item_blocks"):
+            _at_least(f"engine.{key}", getattr(self, key), 0)
+        if not self.connect_timeout > 0:
+            raise ConfigError(f"engine.connect_timeout: must be > 0, got {self.connect_timeout}")
+        if self.name == "dask" and self.scheduler != "local" and "://" not in self.scheduler:
+            raise ConfigError(f"engine.scheduler: expected 'local' or an address like tcp://host:8786, got {self.scheduler!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    train: str = ""
+    """Training dataset (SPLITDIR/train or any dataset directory)."""
+    test: str = ""
+    """Optional test dataset, scored every iteration."""
+    out: str = ""
+    """Model directory (local path or fsspec URL)."""
+    checkpoint_every: int = 0
+    """Write a checkpoint every N iterations (0: never)."""
+    resume: bool = False
+    """Continue from the last checkpoint in ``out``."""
+
+    def validate(self) -> None:
+        _at_least("train.checkpoint_every", self.checkpoint_every, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluateConfig:
+    model: str = ""
+    """Model directory written by train."""
+    data: str = ""
+    """Dataset to score (ratings matched to the model through original ids)."""
+    out: str = ""
+    """Optional directory for metrics.json."""
+
+    def validate(self) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class JobConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -247,6 +247,14 @@ class Dataset:
             parts.append(part if keep.all() else part.take(np.flatnonzero(keep)))
         return Ratings.concat(parts)
 
+    def read_item_range(self, lo: int, hi: int) -> Ratings:
+        """Ratings of items lo..hi-1: a scan of every block, keeping one block in memory at a time."""
+        parts = []
+        for _, part in self.iter_blocks():
+            keep = (part.item_idx >= lo) & (part.item_idx < hi)
+            parts.append(part.take(np.flatnonzero(keep)))
+        return Ratings.concat(parts)
+
     def read_all(self) -> Ratings:
         return Ratings.concat([r for _, r in self.iter_blocks()])
 

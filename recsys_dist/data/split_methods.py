@@ -14,18 +14,7 @@ import numpy as np
 
 from recsys_dist.data.dataset import Ratings
 from recsys_dist.errors import ConfigError
-
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a well-mixed 64-bit hash of each uint64."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
+from recsys_dist.hashing import mix64
 
 def pair_hash(seed: int, user: np.ndarray, item: np.ndarray) -> np.ndarray:
     key = (user.astype(np.uint64) << np.uint64(32)) | item.astype(np.uint64)

@@ -1,0 +1,8 @@
+"""Submit the train job: `python jobs/train.py --help`. Same code as `python -m recsys_dist train`."""
+
+import sys
+
+from recsys_dist.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["train", *sys.argv[1:]]))

@@ -1,0 +1,50 @@
+"""Module-level task functions of blocked ALS: arrays and scalars in, arrays out.
+
+These run wherever the executor puts them (this process, a pool process, a Dask worker).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys_dist.blocking import InBlock
+from recsys_dist.errors import FitError
+from recsys_dist.hashing import normal
+from recsys_dist.kernels.als import set_threads, solve_in_block
+
+INIT_SCALE = 0.1
+
+
+def solve_block(block: InBlock, src: np.ndarray, mu: float, reg: float, bias_reg: float, weighted: bool,
+                threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Solve the dst rows of ``block`` against the fixed ``src`` matrix [n_src, k+1].
+
+    Returns the new rows [hi-lo, k+1] float32 and stats [sum of squared errors, nnz].
+    """
+    if src.dtype != np.float32 or not src.flags.c_contiguous:
+        raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32, got {src.dtype}")
+    set_threads(threads)
+    rows = np.empty((block.hi - block.lo, src.shape[1]), np.float32)
+    row_sse = np.empty(block.hi - block.lo, np.float64)
+    bad = solve_in_block(block.indptr, block.indices, block.values, src, float(mu), float(reg), float(bias_reg),
+                         bool(weighted), rows, row_sse)
+    if bad >= 0:
+        raise FitError(f"block {block.block_id}: the normal equations of row {block.lo + bad} are not positive "
+                       "definite; increase model.reg or model.bias_reg")
+    return rows, np.array([row_sse.sum(), block.nnz], np.float64)
+
+
+def init_matrix(seed: int, side: int, n_rows: int, rank: int) -> np.ndarray:
+    """Initial [n_rows, rank+1] matrix: N(0, INIT_SCALE^2) factors from (seed, side, row) alone, zero bias."""
+    out = np.zeros((n_rows, rank + 1), np.float32)
+    if rank:
+        out[:, :rank] = INIT_SCALE * normal(seed, side, np.arange(n_rows), rank)
+    return out
+
+
+def regularization(matrix: np.ndarray, counts: np.ndarray, reg: float, bias_reg: float, weighted: bool) -> float:
+    """sum_r s_r (reg ||x_r||^2 + bias_reg b_r^2), s_r = n_r (weighted) or 1, over rows with ratings."""
+    m = matrix.astype(np.float64)
+    per_row = reg * np.einsum("ij,ij->i", m[:, :-1], m[:, :-1]) + bias_reg * m[:, -1] ** 2
+    scale = counts.astype(np.float64) if weighted else (counts > 0).astype(np.float64)
+    return float(per_row @ scale)

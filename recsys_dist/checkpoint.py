@@ -1,0 +1,145 @@
+"""Saving and loading models and training checkpoints to any fsspec URL.
+
+A model directory is complete only when ``model.json`` exists: it is written last and
+lists the SHA-256 of every other file, and a rewrite removes it first, so a crash mid-save
+never leaves something that loads as a model. Checkpoints follow the same rule with
+``state.json`` inside ``checkpoints/iter-NNNNN/``; the last ``keep`` are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys_dist.errors import CheckpointError
+from recsys_dist.model import ALSModel
+
+MODEL_FILE = "model.json"
+STATE_FILE = "state.json"
+FORMAT_VERSION = 1
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(str(url))
+    return fs, root.rstrip("/")
+
+
+def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> str:
+    tmp = f"{path}.tmp"
+    with fs.open(tmp, "wb") as fh:
+        fh.write(data)
+    fs.mv(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _parquet(column: str, values: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.table({column: values}), buf)
+    return buf.getvalue()
+
+
+def _read(fs: fsspec.AbstractFileSystem, path: str, sha256: str | None, what: str) -> bytes:
+    try:
+        with fs.open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing from the {what}") from None
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise CheckpointError(f"{path}: checksum mismatch; the {what} is corrupt, retrain or restore it")
+    return data
+
+
+def save_model(model: ALSModel, url: str, extra: dict[str, Any] | None = None) -> None:
+    fs, root = _fs(url)
+    fs.makedirs(root, exist_ok=True)
+    if fs.exists(f"{root}/{MODEL_FILE}"):
+        fs.rm(f"{root}/{MODEL_FILE}")
+    files = {
+        "user_matrix.npy": _npy(model.user_matrix_),
+        "item_matrix.npy": _npy(model.item_matrix_),
+        "user_ids.parquet": _parquet("user_id", model.user_ids_),
+        "item_ids.parquet": _parquet("item_id", model.item_ids_),
+    }
+    sums = {name: _put(fs, f"{root}/{name}", data) for name, data in files.items()}
+    meta = {"format_version": FORMAT_VERSION, "kind": model.kind, "mu": model.mu_, "n_factors": model.n_factors,
+            "n_users": len(model.user_ids_), "n_items": len(model.item_ids_), "config": model.config,
+            "files": sums, **(extra or {})}
+    _put(fs, f"{root}/{MODEL_FILE}", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def write_json(url: str, name: str, obj: Any) -> None:
+    """Write ``name`` (JSON) into the directory ``url`` atomically."""
+    fs, root = _fs(url)
+    fs.makedirs(root, exist_ok=True)
+    _put(fs, f"{root}/{name}", (json.dumps(obj, indent=2, default=float) + "\n").encode())
+
+
+def load_model(url: str) -> ALSModel:
+    fs, root = _fs(url)
+    try:
+        with fs.open(f"{root}/{MODEL_FILE}", "rb") as fh:
+            meta = json.loads(fh.read())
+    except FileNotFoundError:
+        raise CheckpointError(f"{url}: not a saved model (no {MODEL_FILE}); train one with `train --out`") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{url}: model format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+    files = meta["files"]
+
+    def array(name: str) -> np.ndarray:
+        return np.load(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")), allow_pickle=False)
+
+    def ids(name: str, column: str) -> np.ndarray:
+        table = pq.read_table(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")))
+        values = table.column(column).to_numpy(zero_copy_only=False)
+        return values if values.dtype.kind in "iu" else values.astype(object)
+
+    return ALSModel(meta["kind"], float(meta["mu"]), array("user_matrix.npy"), array("item_matrix.npy"),
+                    ids("user_ids.parquet", "user_id"), ids("item_ids.parquet", "item_id"), meta.get("config", {}))
+
+
+def save_checkpoint(url: str, iteration: int, matrices: dict[str, np.ndarray], state: dict[str, Any],
+                    keep: int = 2) -> str:
+    fs, root = _fs(url)
+    path = f"{root}/checkpoints/iter-{iteration:05d}"
+    fs.makedirs(path, exist_ok=True)
+    if fs.exists(f"{path}/{STATE_FILE}"):
+        fs.rm(f"{path}/{STATE_FILE}")
+    sums = {f"{name}.npy": _put(fs, f"{path}/{name}.npy", _npy(m)) for name, m in matrices.items()}
+    _put(fs, f"{path}/{STATE_FILE}", json.dumps({"iteration": iteration, "files": sums, **state}).encode())
+    done = _complete_checkpoints(fs, root)
+    for old in done[:-keep]:
+        fs.rm(f"{root}/checkpoints/{old}", recursive=True)
+    return path
+
+
+def load_latest_checkpoint(url: str) -> tuple[int, dict[str, np.ndarray], dict[str, Any]] | None:
+    fs, root = _fs(url)
+    done = _complete_checkpoints(fs, root)
+    if not done:
+        return None
+    path = f"{root}/checkpoints/{done[-1]}"
+    state = json.loads(_read(fs, f"{path}/{STATE_FILE}", None, "checkpoint"))
+    matrices = {name[:-4]: np.load(io.BytesIO(_read(fs, f"{path}/{name}", digest, "checkpoint")), allow_pickle=False)
+                for name, digest in state["files"].items()}
+    return int(state["iteration"]), matrices, state
+
+
+def _complete_checkpoints(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    base = f"{root}/checkpoints"
+    if not fs.exists(base):
+        return []
+    names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False))
+    return [n for n in names if n.startswith("iter-") and fs.exists(f"{base}/{n}/{STATE_FILE}")]

@@ -1,0 +1,49 @@
+"""The engine interface: where per-block tasks run. Executors never know what the tasks compute.
+
+An executor keeps two kinds of state for the driver:
+
+- resident blocks, by side: built once by a module-level ``loader(*args) -> InBlock``
+  *where they will be used* (a pool process, a Dask worker) and kept there;
+- named dense matrices (one per side, [n_rows, k+1] float32), which the driver reads
+  and writes through ``matrix(name)``.
+
+``solve(side, task, src, out, params)`` is one half-step: make matrix ``src`` available
+to every task (the broadcast), run ``task(block, src_matrix, *params) -> (rows, stats)``
+for each resident block of ``side``, write each block's ``rows`` into matrix ``out`` at
+its range, and return the per-block ``stats`` in block order for the driver to reduce.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+Loader = Callable[..., Any]
+Task = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+class Executor(Protocol):
+    name: str
+    n_workers: int
+    task_threads: int
+    """Kernel threads each task should use (so workers x threads fits the cores)."""
+
+    def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        """Build and keep the blocks of ``side``; return each block's per-row rating counts."""
+
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        """Allocate a zeroed float32 matrix the executor can broadcast and write into."""
+
+    def matrix(self, name: str) -> np.ndarray: ...
+
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]: ...
+
+    def describe(self) -> str:
+        """One line for logs: engine, workers, addresses."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...

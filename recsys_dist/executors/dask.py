@@ -1,0 +1,115 @@
+"""Dask executor: a ``distributed.Client`` to a scheduler address or to an in-process LocalCluster.
+
+Blocks are built by tasks on the workers (each reads only the Parquet it needs) and stay
+there as futures across iterations; the client never holds the ratings. Each half-step
+scatters the fixed src matrix once (to one worker, without hashing); every worker that
+runs a block task fetches it once from there, so each holds one copy per half-step, and
+a copy lost with its worker is scattered again on retry. Block futures lost with a
+worker are recomputed by the scheduler from their loader tasks.
+
+This is the only module that imports ``distributed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Sequence
+
+import numpy as np
+
+from recsys_dist.errors import ConfigError, FitError
+from recsys_dist.executors.base import Loader, Task
+
+log = logging.getLogger(__name__)
+
+
+def _solve_remote(task: Task, block, src: np.ndarray, params: tuple):  # noqa: ANN001, ANN202
+    rows, stats = task(block, src, *params)
+    return block.lo, block.hi, rows, stats
+
+
+def _row_counts(block) -> np.ndarray:  # noqa: ANN001
+    return block.row_counts()
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
+                 retries: int = 2) -> None:
+        from distributed import Client, LocalCluster
+
+        self.cluster = None
+        self.retries = retries
+        if scheduler == "local":
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(scheduler, timeout=connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"engine.scheduler: cannot reach the Dask scheduler at {scheduler} within "
+                                  f"{connect_timeout:g} s ({exc}); check the address or start one with `dask scheduler`") from None
+        info = self.client.scheduler_info()
+        self.n_workers = max(1, len(info.get("workers", {})))
+        self.task_threads = threads
+        self._token = uuid.uuid4().hex[:8]
+        self._blocks: dict[str, list] = {}
+        self._matrices: dict[str, np.ndarray] = {}
+
+    @property
+    def dashboard_link(self) -> str:
+        return self.client.dashboard_link
+
+    def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        keys = [f"inblock-{side}-{i}-{self._token}" for i in range(len(args))]
+        futures = [self.client.submit(loader, *a, key=k, pure=False) for a, k in zip(args, keys)]
+        self._blocks[side] = futures
+        return self.client.gather(self.client.map(_row_counts, futures, pure=False))
+
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        self._matrices[name] = np.zeros((n_rows, n_cols), np.float32)
+        return self._matrices[name]
+
+    def matrix(self, name: str) -> np.ndarray:
+        return self._matrices[name]
+
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]:
+        for attempt in range(self.retries + 1):
+            src_future = self.client.scatter(self._matrices[src], hash=False)
+            futures = [self.client.submit(_solve_remote, task, block, src_future, params, pure=False)
+                       for block in self._blocks[side]]
+            try:
+                results = self.client.gather(futures)
+                break
+            except FitError:
+                raise
+            except Exception as exc:  # a lost worker or a lost scatter: scatter again and retry
+                if attempt == self.retries:
+                    raise FitError(f"{side} half-step failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
+                log.warning("%s half-step failed (%r); retrying", side, exc)
+            finally:
+                self.client.cancel([src_future])
+        stats = []
+        for lo, hi, rows, block_stats in results:
+            self._matrices[out][lo:hi] = rows
+            stats.append(block_stats)
+        return stats
+
+    def describe(self) -> str:
+        where = "LocalCluster" if self.cluster is not None else self.client.scheduler.address
+        return f"dask ({where}, {self.n_workers} workers, dashboard {self.client.dashboard_link})"
+
+    def close(self) -> None:
+        self._blocks.clear()
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""Shared-memory executor: one machine, a pool of worker processes, no cluster.
+
+Blocks are built by the pool workers straight into ``multiprocessing.shared_memory``
+segments and the factor matrices live in shared memory too, so a half-step sends each
+task only segment names and scalars: workers read the src matrix and write their rows of
+the dst matrix in place. Nothing large is pickled, and there is one copy of the ratings
+per side however many processes there are. Every segment is unlinked on close, which
+the context manager guarantees on success, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import uuid
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Sequence
+
+import numpy as np
+
+from recsys_dist.blocking import InBlock
+from recsys_dist.errors import FitError
+from recsys_dist.executors.base import Loader, Task
+
+PREFIX = "rsd"  # segment names start with this, so leaks are easy to find in /dev/shm
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayRef:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    block_id: int
+    lo: int
+    hi: int
+    indptr: ArrayRef
+    indices: ArrayRef
+    values: ArrayRef
+
+
+_attached: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = {}  # per worker process
+
+
+def _create(array: np.ndarray, tag: str) -> ArrayRef:
+    name = f"{PREFIX}-{tag}-{uuid.uuid4().hex[:12]}"
+    seg = shared_memory.SharedMemory(name=name, create=True, size=max(array.nbytes, 1))
+    view = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
+    view[...] = array
+    _attached[name] = (seg, view)
+    return ArrayRef(name, array.shape, array.dtype.str)
+
+
+def _view(ref: ArrayRef) -> np.ndarray:
+    if ref.name not in _attached:
+        seg = shared_memory.SharedMemory(name=ref.name)
+        _attached[ref.name] = (seg, np.ndarray(ref.shape, np.dtype(ref.dtype), buffer=seg.buf))
+    return _attached[ref.name][1]
+
+
+def _load_in_worker(loader: Loader, args: tuple) -> tuple[BlockRef, np.ndarray]:
+    block = loader(*args)
+    tag = f"b{block.block_id}"
+    ref = BlockRef(block.block_id, block.lo, block.hi, _create(block.indptr, tag), _create(block.indices, tag),
+                   _create(block.values, tag))
+    return ref, block.row_counts()
+
+
+def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, params: tuple) -> np.ndarray:
+    block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
+    rows, stats = task(block, _view(src), *params)
+    _view(out)[ref.lo:ref.hi] = rows
+    return stats
+
+
+class SharedMemoryExecutor:
+    name = "shm"
+
+    def __init__(self, workers: int = 2, threads: int = 1) -> None:
+        self.n_workers, self.task_threads = workers, threads
+        self._pool = mp.get_context("spawn").Pool(workers)
+        self._blocks: dict[str, list[BlockRef]] = {}
+        self._matrices: dict[str, tuple[ArrayRef, np.ndarray]] = {}
+        self._segments: list[str] = []
+
+    def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        results = self._pool.starmap(_load_in_worker, [(loader, a) for a in args])
+        self._blocks[side] = [ref for ref, _ in results]
+        for ref, _ in results:
+            self._segments += [ref.indptr.name, ref.indices.name, ref.values.name]
+        return [counts for _, counts in results]
+
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        ref = _create(np.zeros((n_rows, n_cols), np.float32), name)
+        self._segments.append(ref.name)
+        self._matrices[name] = (ref, _view(ref))
+        return self._matrices[name][1]
+
+    def matrix(self, name: str) -> np.ndarray:
+        return self._matrices[name][1]
+
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]:
+        src_ref, out_ref = self._matrices[src][0], self._matrices[out][0]
+        jobs = [(task, ref, src_ref, out_ref, params) for ref in self._blocks[side]]
+        try:
+            return self._pool.starmap(_solve_in_worker, jobs, chunksize=1)
+        except FitError:
+            raise
+        except Exception as exc:  # a worker died or a task failed for another reason
+            raise FitError(f"shared-memory worker failed during the {side} half-step: {exc!r}") from exc
+
+    def describe(self) -> str:
+        return f"shm ({self.n_workers} processes x {self.task_threads} kernel threads)"
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+        for name in self._segments:
+            seg_view = _attached.pop(name, None)
+            try:
+                seg = seg_view[0] if seg_view else shared_memory.SharedMemory(name=name)
+            except FileNotFoundError:
+                continue
+            try:
+                seg.close()
+            except BufferError:  # the driver still holds a view; the mapping goes with it
+                pass
+            seg.unlink()
+        self._segments.clear()
+        self._matrices.clear()
+
+    def __enter__(self) -> SharedMemoryExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,165 @@
+"""The training driver: build blocks, initialise, loop half-steps through an executor.
+
+One iteration is two calls of the same half-step with the roles swapped:
+
+    user half-step: src = item matrix (fixed, broadcast)  -> dst = user matrix
+    item half-step: src = user matrix (fixed, broadcast)  -> dst = item matrix
+
+Each half-step minimises the objective exactly over the dst side, so the objective
+
+    sum (r - mu - b_u - b_i - p_u.q_i)^2 + sum_rows s_r (reg |x_r|^2 + bias_reg b_r^2)
+
+never increases. The driver reduces the per-block squared errors, adds the
+regularization terms, records figures, checkpoints and decides when to stop; it never
+knows which executor runs the blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from recsys_dist.als import init_matrix, regularization, solve_block
+from recsys_dist.blocking import block_bounds
+from recsys_dist.checkpoint import load_latest_checkpoint, save_checkpoint
+from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+from recsys_dist.data.blocks import load_item_block, load_user_block
+from recsys_dist.data.dataset import Dataset, Ratings
+from recsys_dist.errors import CheckpointError, DataError, FitError
+from recsys_dist.evaluate import rating_metrics
+from recsys_dist.executors import make_executor
+from recsys_dist.model import ALSModel
+
+log = logging.getLogger(__name__)
+Callback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    model: ALSModel
+    history: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = ""
+    setup_seconds: float = 0.0
+
+
+def default_blocks(n_rows: int, nnz: int, workers: int) -> int:
+    """Enough blocks to keep every worker busy (2 each) and blocks near 1M ratings."""
+    return max(1, min(n_rows, max(2 * workers, -(-nnz // 1_000_000))))
+
+
+def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
+    """What a checkpoint must match to be resumed: the training data and the model settings."""
+    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ("n_iter", "tol")}
+    text = json.dumps([train.manifest["files"], settings], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig,
+        callbacks: tuple[Callback, ...] = ()) -> TrainResult:
+    """Train on ``train_cfg.train``; score ``train_cfg.test`` each iteration when given."""
+    started = time.perf_counter()
+    train = Dataset.open(train_cfg.train)
+    if train.n_ratings == 0:
+        raise DataError(f"{train.url}: no training ratings")
+    test = Dataset.open(train_cfg.test).read_all() if train_cfg.test else None
+    mu = float(train.manifest["rating_stats"]["mean"])
+    user_ids, item_ids = train.user_index().ids, train.item_index().ids
+    config = {"model": dataclasses.asdict(model_cfg), "train_data": str(train_cfg.train)}
+    if model_cfg.kind == "mean":
+        model = ALSModel("mean", mu, np.zeros((train.n_users, 1), np.float32), np.zeros((train.n_items, 1), np.float32),
+                         user_ids, item_ids, config)
+        return TrainResult(model, [], "none", time.perf_counter() - started)
+
+    rank = model_cfg.rank if model_cfg.kind == "als" else 0
+    weighted = model_cfg.kind == "als" and model_cfg.reg_mode == "weighted"
+    params = (mu, model_cfg.reg, model_cfg.bias_reg, weighted)
+    with make_executor(engine_cfg) as ex:
+        log.info("engine: %s", ex.describe())
+        counts = {}
+        for side, n, loader, user_set in (("user", train.n_users, load_user_block, engine_cfg.user_blocks),
+                                          ("item", train.n_items, load_item_block, engine_cfg.item_blocks)):
+            bounds = block_bounds(n, user_set or default_blocks(n, train.n_ratings, ex.n_workers))
+            args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
+            counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
+            ex.new_matrix(side, n, rank + 1)
+        history, start = _initial_state(ex, train, train_cfg, model_cfg, rank)
+        setup = time.perf_counter() - started
+        log.info("blocks built and factors initialised in %.2f s", setup)
+        step = (*params, ex.task_threads)
+        for iteration in range(start, model_cfg.n_iter):
+            record = {"iteration": iteration + 1}
+            for dst, src in (("user", "item"), ("item", "user")):
+                t0 = time.perf_counter()
+                stats = np.sum(ex.solve(dst, solve_block, src, dst, step), axis=0)
+                record[f"{dst}_seconds"] = time.perf_counter() - t0
+                if not np.isfinite(ex.matrix(dst)).all():
+                    raise FitError(f"iteration {iteration + 1}, {dst} half-step: non-finite factors; "
+                                   "increase model.reg or check the ratings")
+                reg = sum(regularization(ex.matrix(s), counts[s], model_cfg.reg, model_cfg.bias_reg, weighted)
+                          for s in ("user", "item"))
+                record[f"objective_after_{dst}"] = float(stats[0] + reg)
+            record["objective"] = record["objective_after_item"]
+            record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))
+            if test is not None:
+                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config)
+                record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
+            history.append(record)
+            log.info("iteration %d: objective %.6g, train RMSE %.4f%s, %.2f s + %.2f s", record["iteration"],
+                     record["objective"], record["train_rmse"],
+                     f", test RMSE {record['test_rmse']:.4f}" if "test_rmse" in record else "",
+                     record["user_seconds"], record["item_seconds"])
+            for callback in callbacks:
+                callback(record)
+            every = train_cfg.checkpoint_every
+            if every and train_cfg.out and (iteration + 1) % every == 0:
+                save_checkpoint(train_cfg.out, iteration + 1, {s: ex.matrix(s) for s in ("user", "item")},
+                                {"history": history, "fingerprint": fingerprint(train, model_cfg)})
+            if _converged(history, model_cfg.tol):
+                log.info("stopping: objective improved by less than %g", model_cfg.tol)
+                break
+        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config)
+        return TrainResult(model, history, ex.describe(), setup)
+
+
+def _initial_state(ex: Any, train: Dataset, train_cfg: TrainConfig, model_cfg: ModelConfig,
+                   rank: int) -> tuple[list[dict[str, Any]], int]:
+    if train_cfg.resume:
+        if not train_cfg.out:
+            raise CheckpointError("train.resume needs train.out, where the checkpoints are")
+        found = load_latest_checkpoint(train_cfg.out)
+        if found is not None:
+            iteration, matrices, state = found
+            if state.get("fingerprint") != fingerprint(train, model_cfg):
+                raise CheckpointError(f"{train_cfg.out}: the checkpoint was made with other data or model settings; "
+                                      "train into a new --out or drop --resume")
+            for side in ("user", "item"):
+                ex.matrix(side)[...] = matrices[side]
+            log.info("resuming after iteration %d", iteration)
+            return list(state["history"]), iteration
+        log.info("no checkpoint in %s: starting from the beginning", train_cfg.out)
+    ex.matrix("user")[...] = init_matrix(model_cfg.seed, 0, ex.matrix("user").shape[0], rank)
+    ex.matrix("item")[...] = init_matrix(model_cfg.seed, 1, ex.matrix("item").shape[0], rank)
+    return [], 0
+
+
+def _converged(history: list[dict[str, Any]], tol: float) -> bool:
+    if tol <= 0 or len(history) < 2:
+        return False
+    before, now = history[-2]["objective"], history[-1]["objective"]
+    return (before - now) <= tol * abs(before)
+
+
+def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind: str, config: dict) -> ALSModel:
+    return ALSModel(kind, mu, ex.matrix("user").copy(), ex.matrix("item").copy(), user_ids, item_ids, config)
+
+
+def evaluate_on(model: ALSModel, ratings: Ratings) -> dict[str, float | int]:
+    """RMSE and MAE of ``model`` on ratings indexed like its training data."""
+    return rating_metrics(model.predict_idx(ratings.user_idx, ratings.item_idx), ratings.rating)
