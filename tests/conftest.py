@@ -47,3 +47,24 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     """Run ``python -m recsys_dist ARGS`` in a fresh interpreter, as a user would."""
     return subprocess.run([sys.executable, "-m", "recsys_dist", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
+
+
+def spark_example():
+    """The 7 x 8 worked example of blocking.py: users {0, 3, 6} x items {1, 4, 7}."""
+    users, items = np.meshgrid([0, 3, 6], [1, 4, 7], indexing="ij")
+    ratings = (1 + users + items).astype(np.float32) % 5 + 1
+    return users.ravel(), items.ravel(), ratings.ravel()
+
+
+@pytest.fixture(scope="session")
+def small_split(tmp_path_factory) -> Path:
+    """A small synthetic dataset (planted rank 4) split 80/20: SPLITDIR with train/ and test/."""
+    from recsys_dist.config import SplitConfig, SynthConfig
+    from recsys_dist.data.split import split
+    from recsys_dist.data.synth_output import synth
+
+    root = tmp_path_factory.mktemp("small")
+    synth(SynthConfig(shape="custom", n_users=300, n_items=200, n_ratings=9000, rank=4, noise=0.3,
+                      out=str(root / "ds"), partitions=3))
+    split(SplitConfig(data=str(root / "ds"), out=str(root / "split"), test_fraction=0.2, seed=1))
+    return root / "split"

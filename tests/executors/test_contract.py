@@ -1,0 +1,86 @@
+"""Every executor passes the same contract; the in-process one defines the semantics."""
+
+import os
+
+import numpy as np
+import pytest
+
+from recsys_dist.errors import FitError
+from tests.executors.toy import failing_task, sum_task, toy_block
+
+BOUNDS = [(0, 3), (3, 7), (7, 10)]
+
+
+class ExecutorContract:
+    @classmethod
+    def make(cls):
+        raise NotImplementedError
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def executor(cls):
+        with cls.make() as ex:
+            yield ex
+
+    def test_contract_load_blocks_returns_row_counts(self, executor):
+        counts = executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        assert [c.tolist() for c in counts] == [[2] * (hi - lo) for lo, hi in BOUNDS]
+
+    def test_contract_solve_writes_rows_and_returns_stats_in_block_order(self, executor):
+        executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        src = executor.new_matrix("item", 2, 3)
+        src[...] = [[1, 2, 3], [4, 5, 6]]
+        out = executor.new_matrix("user", 10, 3)
+        stats = executor.solve("user", sum_task, "item", "user", (2.0,))
+        assert [s.tolist() for s in stats] == [[0, 6], [1, 8], [2, 6]]
+        out = executor.matrix("user")
+        expected = np.concatenate([np.full((hi - lo, 3), 2.0 * 2 * b) for b, (lo, hi) in enumerate(BOUNDS)])
+        np.testing.assert_allclose(out, expected + 2.0 * np.array([5, 7, 9]))
+
+    def test_contract_task_errors_surface_as_fit_errors(self, executor):
+        executor.load_blocks("user", toy_block, [(0, 0, 3)])
+        executor.new_matrix("item", 2, 3)
+        executor.new_matrix("user", 3, 3)
+        with pytest.raises(FitError, match="failed on purpose"):
+            executor.solve("user", failing_task, "item", "user", (1.0,))
+
+
+class TestInProcess(ExecutorContract):
+    @classmethod
+    def make(cls):
+        from recsys_dist.executors.inprocess import InProcessExecutor
+
+        return InProcessExecutor()
+
+
+class TestSharedMemory(ExecutorContract):
+    @classmethod
+    def make(cls):
+        from recsys_dist.executors.shared_memory import SharedMemoryExecutor
+
+        return SharedMemoryExecutor(workers=2, threads=1)
+
+    def test_contract_segments_are_released_on_close_and_on_error(self):
+        from recsys_dist.executors.shared_memory import PREFIX
+
+        def ours():
+            return {n for n in os.listdir("/dev/shm") if n.startswith(PREFIX)} if os.path.isdir("/dev/shm") else set()
+
+        before = ours()
+        with pytest.raises(FitError):
+            with self.make() as ex:
+                ex.load_blocks("user", toy_block, [(0, 0, 3)])
+                ex.new_matrix("item", 2, 3)
+                ex.new_matrix("user", 3, 3)
+                assert len(ours() - before) == 5
+                ex.solve("user", failing_task, "item", "user", (1.0,))
+        assert ours() == before
+
+
+@pytest.mark.dask
+class TestDask(ExecutorContract):
+    @classmethod
+    def make(cls):
+        from recsys_dist.executors.dask import DaskExecutor
+
+        return DaskExecutor(scheduler="local", workers=2)

@@ -1,0 +1,24 @@
+"""Module-level loader and tasks for the executor contract (importable by worker processes)."""
+
+import numpy as np
+
+from recsys_dist.blocking import build_in_block
+from recsys_dist.errors import FitError
+
+
+def toy_block(block_id, lo, hi):
+    dst = np.repeat(np.arange(lo, hi), 2)
+    src = np.tile([0, 1], hi - lo)
+    return build_in_block(block_id, lo, hi, dst, src, np.ones(len(dst), np.float32) * block_id)
+
+
+def sum_task(block, src, scale):
+    """Each dst row gets scale * (its values' sum + src column sums); stats: block id and nnz."""
+    rows = np.zeros((block.hi - block.lo, src.shape[1]), np.float32)
+    sums = np.add.reduceat(block.values, block.indptr[:-1]) if block.nnz else 0
+    rows[:] = scale * (np.asarray(sums)[:, None] + src.sum(axis=0)[None, :])
+    return rows, np.array([block.block_id, block.nnz], np.float64)
+
+
+def failing_task(block, src, scale):
+    raise FitError(f"block {block.block_id} failed on purpose")
