@@ -172,7 +172,7 @@ def _run_split(cfg: JobConfig) -> None:
 
 def _report_training(metrics: dict[str, Any], out: str) -> None:
     parts = [f"{name} RMSE {metrics[name]['rmse']:.4f} MAE {metrics[name]['mae']:.4f} ({metrics[name]['n']} ratings)"
-             for name in ("train", "test", "cold") if name in metrics]
+             for name in ("train", "test", "cold", "test_with_cold") if name in metrics]
     log.info("model -> %s: %s", out, "; ".join(parts))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from recsys_dist.checkpoint import load_model, save_model, write_json
 from recsys_dist.config import EvaluateConfig, JobConfig
-from recsys_dist.data.dataset import Dataset
+from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.data.ingest import ingest
 from recsys_dist.data.split import split
 from recsys_dist.data.synth_output import synth
@@ -35,8 +35,11 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         metrics["test"] = evaluate_on(result.model, test.read_all())
         cold_dir = Path(cfg.train.test).parent / "cold"
         if (cold_dir / "manifest.json").exists():  # test rows split off as cold: scored by the bias fallback
-            metrics["cold"] = evaluate_on(result.model, Dataset.open(cold_dir).read_all())
-    save_model(result.model, cfg.train.out, {"metrics": {k: metrics[k] for k in ("train", "test", "cold") if k in metrics}})
+            cold = Dataset.open(cold_dir).read_all()
+            metrics["cold"] = evaluate_on(result.model, cold)
+            metrics["test_with_cold"] = evaluate_on(result.model, Ratings.concat([test.read_all(), cold]))
+    finals = ("train", "test", "cold", "test_with_cold")
+    save_model(result.model, cfg.train.out, {"metrics": {k: metrics[k] for k in finals if k in metrics}})
     write_json(cfg.train.out, "metrics.json", {**metrics, "config": cfg.to_mapping()})
     return metrics
 
