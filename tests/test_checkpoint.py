@@ -1,0 +1,61 @@
+"""Models and checkpoints round-trip through any fsspec URL and refuse corrupt or partial files."""
+
+import uuid
+
+import fsspec
+import numpy as np
+import pytest
+
+from recsys_dist.checkpoint import load_latest_checkpoint, load_model, save_checkpoint, save_model
+from recsys_dist.errors import CheckpointError
+from recsys_dist.model import ALSModel
+
+
+def _model(rng, string_ids=False):
+    users = np.array([f"u{i}" for i in range(5)], dtype=object) if string_ids else np.arange(10, 15, dtype=np.int64)
+    return ALSModel("als", 3.5, rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(7, 4)).astype(np.float32),
+                    users, np.arange(100, 107, dtype=np.int64), {"model": {"rank": 3}})
+
+
+@pytest.mark.parametrize("string_ids", [False, True])
+def test_checkpoint_model_round_trips_through_memory_url(rng, string_ids):
+    url = f"memory://models/{uuid.uuid4().hex}"
+    model = _model(rng, string_ids)
+    save_model(model, url)
+    back = load_model(url)
+    np.testing.assert_array_equal(back.user_matrix_, model.user_matrix_)
+    np.testing.assert_array_equal(back.item_matrix_, model.item_matrix_)
+    assert back.user_ids_.tolist() == model.user_ids_.tolist() and back.mu_ == 3.5 and back.kind == "als"
+    np.testing.assert_allclose(back.predict(model.user_ids_[:2], [100, 999]), model.predict(model.user_ids_[:2], [100, 999]))
+
+
+def test_checkpoint_model_predict_falls_back_to_biases(rng):
+    model = _model(rng)
+    known = model.predict([10], [100])[0]
+    assert model.predict([999], [100])[0] == pytest.approx(3.5 + model.item_bias_[0])
+    assert model.predict([10], [999])[0] == pytest.approx(3.5 + model.user_bias_[0])
+    assert model.predict([999], [999])[0] == pytest.approx(3.5)
+    assert known == pytest.approx(3.5 + model.user_bias_[0] + model.item_bias_[0]
+                                  + model.user_factors_[0] @ model.item_factors_[0], rel=1e-5)
+
+
+def test_checkpoint_partial_or_corrupt_models_are_refused(rng, tmp_path):
+    save_model(_model(rng), str(tmp_path / "m"))
+    (tmp_path / "m" / "item_matrix.npy").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="item_matrix.npy: checksum mismatch"):
+        load_model(str(tmp_path / "m"))
+    (tmp_path / "m" / "model.json").unlink()
+    with pytest.raises(CheckpointError, match="not a saved model"):
+        load_model(str(tmp_path / "m"))
+
+
+def test_checkpoint_keeps_the_last_two_and_ignores_incomplete_ones(rng):
+    url = f"memory://ckpt/{uuid.uuid4().hex}"
+    for it in (1, 2, 3):
+        save_checkpoint(url, it, {"user": np.full((2, 2), it, np.float32)}, {"history": [it]})
+    fs = fsspec.filesystem("memory")
+    root = url.removeprefix("memory://")
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"/{root}/checkpoints", detail=False)) == ["iter-00002", "iter-00003"]
+    fs.makedirs(f"/{root}/checkpoints/iter-00004", exist_ok=True)  # a crash before state.json
+    iteration, matrices, state = load_latest_checkpoint(url)
+    assert iteration == 3 and state["history"] == [3] and matrices["user"][0, 0] == 3
