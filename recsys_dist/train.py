@@ -83,9 +83,9 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
     with make_executor(engine_cfg) as ex:
         log.info("engine: %s", ex.describe())
         counts = {}
-        for side, n, loader, user_set in (("user", train.n_users, load_user_block, engine_cfg.user_blocks),
-                                          ("item", train.n_items, load_item_block, engine_cfg.item_blocks)):
-            bounds = block_bounds(n, user_set or default_blocks(n, train.n_ratings, ex.n_workers))
+        for side, n, loader, configured in (("user", train.n_users, load_user_block, engine_cfg.user_blocks),
+                                            ("item", train.n_items, load_item_block, engine_cfg.item_blocks)):
+            bounds = block_bounds(n, configured or default_blocks(n, train.n_ratings, ex.n_workers))
             args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
             counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
             ex.new_matrix(side, n, rank + 1)

@@ -20,6 +20,7 @@ the id maps of the dataset it came from, so indices mean the same thing in all o
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -118,12 +119,16 @@ class DatasetWriter:
     def block_of(self, user_idx: np.ndarray) -> np.ndarray:
         return np.asarray(user_idx) // self.block_size
 
+    @staticmethod
+    def block_path(block: int) -> str:
+        return f"ratings/user_block={block:05d}/part-0.parquet"
+
     def write_block(self, block: int, ratings: Ratings) -> None:
         """Write block ``block``; rows must lie in its user range and be sorted by (user, item)."""
         lo, hi = block * self.block_size, min((block + 1) * self.block_size, self.n_users)
         if len(ratings) and (ratings.user_idx.min() < lo or ratings.user_idx.max() >= hi):
             raise DataError(f"block {block}: user indices outside [{lo}, {hi})")
-        rel = f"ratings/user_block={block:05d}/part-0.parquet"
+        rel = self.block_path(block)
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(ratings.to_table(), path, row_group_size=1 << 20)
@@ -273,9 +278,7 @@ class Dataset:
         return IdIndex(self.read_items()["item_id"].to_numpy())
 
     def verify(self) -> None:
-        """Check every file against the manifest's size and SHA-256; raise naming the first bad one."""
-        import hashlib
-
+        """Check every file against the manifest's SHA-256; raise naming the first bad one."""
         for rel, expect in self.manifest["files"].items():
             digest = hashlib.sha256()
             try:

@@ -92,7 +92,7 @@ def _write_test_and_cold(ds: Dataset, train: DatasetWriter, stage: Path, pending
     seen_user = np.zeros(ds.n_users, dtype=bool)
     seen_item = np.zeros(ds.n_items, dtype=bool)
     for block in range(train.n_blocks):
-        part = Ratings.from_table(pq.read_table(stage / "train" / f"ratings/user_block={block:05d}/part-0.parquet"))
+        part = Ratings.from_table(pq.read_table(train.root / train.block_path(block)))
         seen_user[part.user_idx] = True
         seen_item[part.item_idx] = True
     writers = {name: DatasetWriter(stage / name, ds.n_users, ds.n_items, ds.n_blocks) for name in ("test", "cold")}
