@@ -196,7 +196,7 @@ class EngineConfig:
     workers: int = 2
     """shm: worker processes; dask local: workers of the LocalCluster."""
     threads: int = 0
-    """Kernel threads per task; 0 divides the machine's cores among the workers."""
+    """Kernel threads per task; 0 divides each machine's cores among the tasks that run on it at once."""
     user_blocks: int = 0
     """User blocks; 0 chooses from data size and worker count."""
     item_blocks: int = 0

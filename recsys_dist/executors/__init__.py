@@ -20,6 +20,6 @@ def make_executor(cfg: EngineConfig) -> Executor:
         return SharedMemoryExecutor(workers=cfg.workers, threads=cfg.threads or max(1, cores // cfg.workers))
     from recsys_dist.executors.dask import DaskExecutor
 
-    # Dask runs one task per worker thread; each task's kernel uses one thread unless told otherwise.
-    return DaskExecutor(scheduler=cfg.scheduler, workers=cfg.workers, threads=cfg.threads or 1,
+    # Dask runs one task per worker thread; with threads = 0 each task's kernel takes its share of the host's cores.
+    return DaskExecutor(scheduler=cfg.scheduler, workers=cfg.workers, threads=cfg.threads,
                         connect_timeout=cfg.connect_timeout)

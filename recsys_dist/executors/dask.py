@@ -13,6 +13,7 @@ This is the only module that imports ``distributed``.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import Sequence
 
@@ -20,13 +21,33 @@ import numpy as np
 
 from recsys_dist.errors import ConfigError, FitError
 from recsys_dist.executors.base import Loader, Task
+from recsys_dist.kernels.als import set_threads
 
 log = logging.getLogger(__name__)
 
 
-def _solve_remote(task: Task, block, src: np.ndarray, params: tuple):  # noqa: ANN001, ANN202
+def _solve_remote(task: Task, block, src: np.ndarray, params: tuple, threads: dict[str, int]):  # noqa: ANN001, ANN202
+    if threads:
+        from distributed import get_worker
+
+        set_threads(threads.get(get_worker().address, 1))
     rows, stats = task(block, src, *params)
     return block.lo, block.hi, rows, stats
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def kernel_threads(cores: dict[str, int], nthreads: dict[str, int]) -> dict[str, int]:
+    """Kernel threads per task on each worker: the host's cores shared among all task slots on that host."""
+    def host(address: str) -> str:
+        return address.split("://", 1)[-1].rsplit(":", 1)[0]
+
+    slots: dict[str, int] = {}
+    for address, n in nthreads.items():
+        slots[host(address)] = slots.get(host(address), 0) + n
+    return {a: max(1, cores[a] // slots[host(a)]) for a in nthreads}
 
 
 def _row_counts(block) -> np.ndarray:  # noqa: ANN001
@@ -54,7 +75,10 @@ class DaskExecutor:
                                   f"{connect_timeout:g} s ({exc}); check the address or start one with `dask scheduler`") from None
         info = self.client.scheduler_info()
         self.n_workers = max(1, len(info.get("workers", {})))
+        # threads > 0 is passed to every task; 0 lets each task size itself from its worker host.
         self.task_threads = threads
+        self._threads = {} if threads else kernel_threads(
+            self.client.run(_cores), {a: w["nthreads"] for a, w in info.get("workers", {}).items()})
         self._token = uuid.uuid4().hex[:8]
         self._blocks: dict[str, list] = {}
         self._matrices: dict[str, np.ndarray] = {}
@@ -79,7 +103,7 @@ class DaskExecutor:
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]:
         for attempt in range(self.retries + 1):
             src_future = self.client.scatter(self._matrices[src], hash=False)
-            futures = [self.client.submit(_solve_remote, task, block, src_future, params, pure=False)
+            futures = [self.client.submit(_solve_remote, task, block, src_future, params, self._threads, pure=False)
                        for block in self._blocks[side]]
             try:
                 results = self.client.gather(futures)

@@ -84,3 +84,12 @@ class TestDask(ExecutorContract):
         from recsys_dist.executors.dask import DaskExecutor
 
         return DaskExecutor(scheduler="local", workers=2)
+
+
+def test_contract_dask_kernel_threads_share_each_hosts_cores():
+    from recsys_dist.executors.dask import kernel_threads
+
+    cores = {"tcp://10.0.0.1:1": 8, "tcp://10.0.0.1:2": 8, "tcp://10.0.0.2:1": 8, "tls://[::1]:5": 2}
+    nthreads = {"tcp://10.0.0.1:1": 1, "tcp://10.0.0.1:2": 1, "tcp://10.0.0.2:1": 2, "tls://[::1]:5": 4}
+    assert kernel_threads(cores, nthreads) == {"tcp://10.0.0.1:1": 4, "tcp://10.0.0.1:2": 4, "tcp://10.0.0.2:1": 4,
+                                               "tls://[::1]:5": 1}
