@@ -31,7 +31,7 @@ def test_kernels_solve_in_block_equals_reference(seed, rank, weighted, reg, bias
                                    out, sse) == -1
         outs.append((out, sse))
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=2e-5, rtol=1e-4)
-    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5, rtol=1e-4)  # float32 tiles, fastmath
     assert np.all(outs[0][0][::7] == 0)
 
 
