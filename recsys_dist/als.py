@@ -5,6 +5,8 @@ These run wherever the executor puts them (this process, a pool process, a Dask 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from recsys_dist.blocking import InBlock
@@ -19,11 +21,13 @@ def solve_block(block: InBlock, src: np.ndarray, mu: float, reg: float, bias_reg
                 threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Solve the dst rows of ``block`` against the fixed ``src`` matrix [n_src, k+1].
 
-    Returns the new rows [hi-lo, k+1] float32 and stats [sum of squared errors, nnz].
+    Returns the new rows [hi-lo, k+1] float32 and stats [sum of squared errors, nnz,
+    kernel seconds] (the seconds let the driver tell computation from engine overhead).
     """
     if src.dtype != np.float32 or not src.flags.c_contiguous:
         raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32, got {src.dtype}")
     set_threads(threads)
+    started = time.perf_counter()
     rows = np.empty((block.hi - block.lo, src.shape[1]), np.float32)
     row_sse = np.empty(block.hi - block.lo, np.float64)
     bad = solve_in_block(block.indptr, block.indices, block.values, src, float(mu), float(reg), float(bias_reg),
@@ -31,7 +35,7 @@ def solve_block(block: InBlock, src: np.ndarray, mu: float, reg: float, bias_reg
     if bad >= 0:
         raise FitError(f"block {block.block_id}: the normal equations of row {block.lo + bad} are not positive "
                        "definite; increase model.reg or model.bias_reg")
-    return rows, np.array([row_sse.sum(), block.nnz], np.float64)
+    return rows, np.array([row_sse.sum(), block.nnz, time.perf_counter() - started], np.float64)
 
 
 def init_matrix(seed: int, side: int, n_rows: int, rank: int) -> np.ndarray:

@@ -80,6 +80,18 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--data", "evaluate.data", str, "dataset to score"),
         ("--out", "evaluate.out", str, "directory for metrics.json"),
     ],
+    "bench": [
+        ("--shape", "bench.shape", str, "generated shape: ml-100k, ml-1m, ml-25m or ml-32m"),
+        ("--data", "bench.data", str, "benchmark on this dataset or split directory instead"),
+        ("--rank", "model.rank", int, "rank k"),
+        ("--iterations", "model.n_iter", int, "iterations (the first is reported apart: it may compile)"),
+        ("--engine", "engine.name", str, "inprocess, shm or dask"),
+        ("--scheduler", "engine.scheduler", str, "dask: 'local' or a scheduler address"),
+        ("--workers", "engine.workers", int, "shm processes or LocalCluster workers"),
+        ("--threads", "engine.threads", int, "kernel threads per task (0: cores / workers)"),
+        ("--work-dir", "bench.work_dir", str, "cache of generated data and splits"),
+        ("--out", "bench.out", str, "JSON-lines file to append the figures to"),
+    ],
     "run": [
         ("--out", "run.out", str, "output directory of the whole pipeline"),
         ("--source", "run.source", str, "'synth' (default) or an ingest source"),
@@ -92,6 +104,7 @@ DESCRIPTIONS = {
     "split": "split a dataset into train/test(/cold)",
     "train": "train a model (ALS with biases, bias-only or global mean)",
     "evaluate": "RMSE and MAE of a saved model on a dataset",
+    "bench": "benchmark ALS iterations against this machine's matmul rate",
     "run": "the main job: data -> split -> train -> evaluate (default: synthetic ml-100k shape)",
 }
 
@@ -190,6 +203,24 @@ def _run_evaluate(cfg: JobConfig) -> None:
              m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["unknown_users"], m["unknown_items"])
 
 
+def _run_bench(cfg: JobConfig) -> None:
+    from recsys_dist.bench import run_bench
+
+    f = run_bench(cfg)
+    log.info("bench %s: %d users x %d items, %d training ratings, rank %d, %s",
+             f["shape"], f["n_users"], f["n_items"], f["train_ratings"], f["rank"], f["engine"])
+    log.info("  setup (blocks, initialisation) %.2f s; first iteration (with any compilation) %.2f s",
+             f["setup_seconds"], f["first_iteration_seconds"])
+    log.info("  per iteration %.3f s (user half-step %.3f s, item half-step %.3f s; kernels %.3f s summed over blocks)",
+             f["seconds_per_iteration"], f["user_half_step_seconds"], f["item_half_step_seconds"],
+             f["kernel_seconds_per_iteration"])
+    log.info("  work %.1f GFLOP per iteration: %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s matmul rate",
+             f["gflop_per_iteration"], f["gflops"], 100 * f["fraction_of_matmul"], f["matmul_gflops"])
+    log.info("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
+             f["engine_overhead_seconds"], f["peak_memory_gb"])
+    log.info("  figures appended to %s", f["results_file"])
+
+
 def _run_pipeline(cfg: JobConfig) -> None:
     from recsys_dist.pipeline import run_pipeline
 
@@ -208,7 +239,7 @@ def _run_pipeline(cfg: JobConfig) -> None:
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
     "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "train": _run_train,
-    "evaluate": _run_evaluate, "run": _run_pipeline,
+    "evaluate": _run_evaluate, "bench": _run_bench, "run": _run_pipeline,
 }
 
 

@@ -246,6 +246,22 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BenchConfig:
+    shape: str = "ml-25m"
+    """Generated shape to benchmark on (ignored with ``data``)."""
+    data: str = ""
+    """A dataset or split directory to benchmark on instead of generated data."""
+    seed: int = 0
+    work_dir: str = "runs/bench"
+    """Where generated data and splits are cached between runs."""
+    out: str = ""
+    """JSON-lines file the figures are appended to; "" is WORK_DIR/results.jsonl."""
+
+    def validate(self) -> None:
+        _choice("bench.shape", self.shape, SHAPES[:-1])
+
+
+@dataclass(frozen=True, slots=True)
 class JobConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -255,6 +271,7 @@ class JobConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -1,0 +1,177 @@
+"""The benchmark job: how fast is an ALS iteration, against what this machine can do.
+
+It prepares a dataset (generated at a named shape, or read with ``--data``) and an 80/20
+split, measures the float32 matrix-multiply rate of this machine (numpy 4096 x 4096,
+all cores), then trains and reports per iteration and per half-step:
+
+- seconds (setup -- block building, initialisation -- and the first iteration, which
+  includes any kernel compilation, are reported apart from the steady state);
+- the work done, counted as nnz (k+1)(k+2) flops for the Gram matrices plus (k+1)^3/3 per
+  solved row for the Cholesky factorisations, and the achieved GFLOP/s as a fraction of the
+  matmul rate;
+- kernel seconds summed over blocks, so engine overhead (transfer, scheduling,
+  serialisation) shows as wall time minus kernel time per worker;
+- the peak memory of all processes together (proportional set size, so shared-memory
+  segments mapped by several processes count once).
+
+Figures are printed and appended as one JSON line to ``bench.out``. Benchmarks print
+figures; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys_dist.config import JobConfig, SplitConfig, SynthConfig, TrainConfig
+from recsys_dist.data.dataset import Dataset
+from recsys_dist.data.split import SUMMARY, split
+from recsys_dist.data.synth_output import synth
+from recsys_dist.train import fit
+
+log = logging.getLogger(__name__)
+
+
+def matmul_rate(n: int = 4096, repeats: int = 3) -> float:
+    """Best float32 GFLOP/s of an n x n matrix product with numpy's BLAS on all cores."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    a @ b  # warm up threads and caches
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * n**3 / best / 1e9
+
+
+class PeakMemory:
+    """Samples the summed memory of this process and all its descendants in a background thread."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import psutil
+
+        self._psutil, self._interval = psutil, interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        root = self._psutil.Process()
+        total = 0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak_bytes = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def prepare_split(cfg: JobConfig) -> Path:
+    """A split directory to train on: ``bench.data`` as given, else a generated shape, cached by shape and seed."""
+    b = cfg.bench
+    work = Path(b.work_dir)
+    if b.data:
+        data = Path(b.data)
+        if (data / "train" / "manifest.json").exists():
+            return data
+        target = work / f"split-of-{data.name}"
+        source = data
+    else:
+        source = work / f"{b.shape}-seed{b.seed}"
+        if not (source / "manifest.json").exists():
+            started = time.perf_counter()
+            synth(SynthConfig(shape=b.shape, seed=b.seed, out=str(source)))
+            log.info("generated the %s shape in %.1f s -> %s", b.shape, time.perf_counter() - started, source)
+        target = work / f"{b.shape}-seed{b.seed}-split"
+    summary = target / SUMMARY
+    if not summary.exists() or json.loads(summary.read_text()).get("data") != str(source):
+        split(SplitConfig(data=str(source), out=str(target), method="random", test_fraction=0.2, seed=b.seed))
+    return target
+
+
+def half_step_flops(nnz: int, rows_solved: int, rank: int) -> float:
+    width = rank + 1
+    return nnz * width * (width + 1) + rows_solved * width**3 / 3.0
+
+
+def run_bench(cfg: JobConfig) -> dict[str, Any]:
+    split_dir = prepare_split(cfg)
+    train = Dataset.open(split_dir / "train")
+    ratings = train.read_all()
+    users_rated = int(np.count_nonzero(np.bincount(ratings.user_idx, minlength=train.n_users)))
+    items_rated = int(np.count_nonzero(np.bincount(ratings.item_idx, minlength=train.n_items)))
+    del ratings
+    rank = cfg.model.rank
+    flops = {"user": half_step_flops(train.n_ratings, users_rated, rank),
+             "item": half_step_flops(train.n_ratings, items_rated, rank)}
+    rate = matmul_rate()
+    log.info("matmul rate: %.1f GFLOP/s (float32 4096 x 4096, all cores)", rate)
+    model_cfg = dataclasses.replace(cfg.model, tol=0.0)
+    gc.collect()
+    started = time.perf_counter()
+    with PeakMemory() as memory:
+        result = fit(TrainConfig(train=str(split_dir / "train")), model_cfg, cfg.engine)
+    total = time.perf_counter() - started
+    history = result.history
+    steady = history[1:] if len(history) > 1 else history
+    per_iter = [h["user_seconds"] + h["item_seconds"] for h in steady]
+    seconds = float(np.median(per_iter))
+    iter_flops = flops["user"] + flops["item"]
+    workers = max(1, cfg.engine.workers) if cfg.engine.name != "inprocess" else 1
+    figures: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "host": platform.node(), "cores": os.cpu_count(),
+        "shape": cfg.bench.shape if not cfg.bench.data else str(cfg.bench.data),
+        "n_users": train.n_users, "n_items": train.n_items, "train_ratings": train.n_ratings,
+        "rank": rank, "engine": result.engine, "engine_name": cfg.engine.name, "workers": workers,
+        "iterations": len(history),
+        "setup_seconds": result.setup_seconds,
+        "first_iteration_seconds": history[0]["user_seconds"] + history[0]["item_seconds"],
+        "seconds_per_iteration": seconds,
+        "seconds_per_iteration_all": per_iter,
+        "user_half_step_seconds": float(np.median([h["user_seconds"] for h in steady])),
+        "item_half_step_seconds": float(np.median([h["item_seconds"] for h in steady])),
+        "kernel_seconds_per_iteration": float(np.median([h["user_task_seconds"] + h["item_task_seconds"]
+                                                        for h in steady])),
+        "gflop_per_iteration": iter_flops / 1e9,
+        "gflops": iter_flops / seconds / 1e9,
+        "matmul_gflops": rate,
+        "fraction_of_matmul": iter_flops / seconds / 1e9 / rate,
+        "peak_memory_gb": memory.peak_bytes / 1e9,
+        "total_seconds": total,
+        "final_train_rmse": history[-1]["train_rmse"],
+    }
+    figures["engine_overhead_seconds"] = seconds - figures["kernel_seconds_per_iteration"] / workers
+    out = Path(cfg.bench.out or Path(cfg.bench.work_dir) / "results.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as fh:
+        fh.write(json.dumps(figures) + "\n")
+    figures["results_file"] = str(out)
+    return figures
