@@ -12,14 +12,17 @@ import numpy as np
 from recsys_dist.blocking import InBlock
 from recsys_dist.errors import FitError
 from recsys_dist.hashing import normal
-from recsys_dist.kernels.als import set_threads, solve_in_block
+from recsys_dist.kernels.als import set_threads, solve_in_block, solve_in_block_cg
 
 INIT_SCALE = 0.1
 
 
-def solve_block(block: InBlock, src: np.ndarray, mu: float, reg: float, bias_reg: float, weighted: bool,
-                threads: int) -> tuple[np.ndarray, np.ndarray]:
+def solve_block(block: InBlock, src: np.ndarray, prev: np.ndarray | None, mu: float, reg: float, bias_reg: float,
+                weighted: bool, threads: int, cg_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Solve the dst rows of ``block`` against the fixed ``src`` matrix [n_src, k+1].
+
+    ``cg_steps`` = 0 solves exactly (Cholesky); otherwise that many conjugate-gradient steps
+    start from ``prev``, the block's current rows.
 
     Returns the new rows [hi-lo, k+1] float32 and stats [sum of squared errors, nnz,
     kernel seconds] (the seconds let the driver tell computation from engine overhead).
@@ -30,8 +33,14 @@ def solve_block(block: InBlock, src: np.ndarray, mu: float, reg: float, bias_reg
     started = time.perf_counter()
     rows = np.empty((block.hi - block.lo, src.shape[1]), np.float32)
     row_sse = np.empty(block.hi - block.lo, np.float64)
-    bad = solve_in_block(block.indptr, block.indices, block.values, src, float(mu), float(reg), float(bias_reg),
-                         bool(weighted), rows, row_sse)
+    if cg_steps:
+        if prev is None or prev.shape != rows.shape:
+            raise FitError(f"block {block.block_id}: the conjugate-gradient solver needs the block's current rows")
+        bad = solve_in_block_cg(block.indptr, block.indices, block.values, src, np.ascontiguousarray(prev, np.float32),
+                                float(mu), float(reg), float(bias_reg), bool(weighted), int(cg_steps), rows, row_sse)
+    else:
+        bad = solve_in_block(block.indptr, block.indices, block.values, src, float(mu), float(reg), float(bias_reg),
+                             bool(weighted), rows, row_sse)
     if bad >= 0:
         raise FitError(f"block {block.block_id}: the normal equations of row {block.lo + bad} are not positive "
                        "definite; increase model.reg or model.bias_reg")

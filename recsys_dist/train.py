@@ -92,12 +92,13 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         history, start = _initial_state(ex, train, train_cfg, model_cfg, rank)
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)
-        step = (*params, ex.task_threads)
+        cg_steps = model_cfg.cg_steps if model_cfg.solver == "cg" else 0
+        step = (*params, ex.task_threads, cg_steps)
         for iteration in range(start, model_cfg.n_iter):
             record = {"iteration": iteration + 1}
             for dst, src in (("user", "item"), ("item", "user")):
                 t0 = time.perf_counter()
-                stats = np.sum(ex.solve(dst, solve_block, src, dst, step), axis=0)
+                stats = np.sum(ex.solve(dst, solve_block, src, dst, step, with_prev=cg_steps > 0), axis=0)
                 record[f"{dst}_seconds"] = time.perf_counter() - t0
                 record[f"{dst}_task_seconds"] = float(stats[2])  # kernel time summed over blocks
                 if not np.isfinite(ex.matrix(dst)).all():

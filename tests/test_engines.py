@@ -1,5 +1,7 @@
 """The same config and seed give the same model on every engine and worker count."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,15 @@ def _assert_same(model, reference):
 ], ids=["shm-1", "shm-2", "dask-local-1", "dask-local-3"])
 def test_engines_give_the_reference_model(small_split, reference, engine):
     _assert_same(fit(TrainConfig(train=str(small_split / "train")), MODEL, engine).model, reference)
+
+
+@pytest.mark.parametrize("engine", [EngineConfig(name="shm", workers=2, user_blocks=3),
+                                    pytest.param(EngineConfig(name="dask", workers=2), marks=pytest.mark.dask)],
+                         ids=["shm", "dask"])
+def test_engines_agree_with_the_cg_solver(small_split, engine):
+    cg = dataclasses.replace(MODEL, solver="cg", cg_steps=3)
+    a = fit(TrainConfig(train=str(small_split / "train")), cg, EngineConfig(name="inprocess")).model
+    _assert_same(fit(TrainConfig(train=str(small_split / "train")), cg, engine).model, a)
 
 
 @pytest.mark.dask

@@ -62,3 +62,21 @@ def test_kernels_predict_pairs_equals_reference_with_unknowns(rng):
     reference.predict_pairs(u, i, dst, src, 3.3, b)
     np.testing.assert_allclose(a, b, rtol=1e-5)
     assert a[(u < 0) & (i < 0)] == pytest.approx(3.3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), rank=st.sampled_from([0, 2, 6]), weighted=st.booleans())
+def test_kernels_cg_converges_to_the_exact_solve_and_each_step_helps(seed, rank, weighted):
+    block, rng = _random_block(seed)
+    src = rng.normal(0, 0.5, (30, rank + 1)).astype(np.float32)
+    exact, sse = np.empty((40, rank + 1), np.float32), np.empty(40)
+    reference.solve_in_block(block.indptr, block.indices, block.values, src, 3.5, 0.3, 0.2, weighted, exact, sse)
+    prev = rng.normal(0, 0.5, (40, rank + 1)).astype(np.float32)
+    errors = []
+    for steps in (1, 2, 4 * (rank + 1)):
+        out, cg_sse = np.empty_like(exact), np.empty(40)
+        assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.3, 0.2, weighted,
+                                     steps, out, cg_sse) == -1
+        errors.append(np.abs(out - exact).max())
+    assert errors[-1] < 1e-4
+    assert errors[1] <= errors[0] + 1e-6

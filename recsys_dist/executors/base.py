@@ -7,10 +7,12 @@ An executor keeps two kinds of state for the driver:
 - named dense matrices (one per side, [n_rows, k+1] float32), which the driver reads
   and writes through ``matrix(name)``.
 
-``solve(side, task, src, out, params)`` is one half-step: make matrix ``src`` available
-to every task (the broadcast), run ``task(block, src_matrix, *params) -> (rows, stats)``
-for each resident block of ``side``, write each block's ``rows`` into matrix ``out`` at
-its range, and return the per-block ``stats`` in block order for the driver to reduce.
+``solve(side, task, src, out, params, with_prev)`` is one half-step: make matrix ``src``
+available to every task (the broadcast), run ``task(block, src_matrix, prev, *params) ->
+(rows, stats)`` for each resident block of ``side`` -- ``prev`` is the block's current rows
+of ``out`` when ``with_prev`` is set (a warm start), else None -- write each block's
+``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
+order for the driver to reduce.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Executor(Protocol):
 
     def matrix(self, name: str) -> np.ndarray: ...
 
-    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]: ...
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
+              with_prev: bool = False) -> list[np.ndarray]: ...
 
     def describe(self) -> str:
         """One line for logs: engine, workers, addresses."""

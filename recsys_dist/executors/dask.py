@@ -26,12 +26,12 @@ from recsys_dist.kernels.als import set_threads
 log = logging.getLogger(__name__)
 
 
-def _solve_remote(task: Task, block, src: np.ndarray, params: tuple, threads: dict[str, int]):  # noqa: ANN001, ANN202
+def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int]):  # noqa: ANN001, ANN202
     if threads:
         from distributed import get_worker
 
         set_threads(threads.get(get_worker().address, 1))
-    rows, stats = task(block, src, *params)
+    rows, stats = task(block, src, prev, *params)
     return block.lo, block.hi, rows, stats
 
 
@@ -50,8 +50,8 @@ def kernel_threads(cores: dict[str, int], nthreads: dict[str, int]) -> dict[str,
     return {a: max(1, cores[a] // slots[host(a)]) for a in nthreads}
 
 
-def _row_counts(block) -> np.ndarray:  # noqa: ANN001
-    return block.row_counts()
+def _describe(block) -> tuple[int, int, np.ndarray]:  # noqa: ANN001
+    return block.lo, block.hi, block.row_counts()
 
 
 class DaskExecutor:
@@ -81,6 +81,7 @@ class DaskExecutor:
             self.client.run(_cores), {a: w["nthreads"] for a, w in info.get("workers", {}).items()})
         self._token = uuid.uuid4().hex[:8]
         self._blocks: dict[str, list] = {}
+        self._bounds: dict[str, list[tuple[int, int]]] = {}
         self._matrices: dict[str, np.ndarray] = {}
 
     @property
@@ -91,7 +92,9 @@ class DaskExecutor:
         keys = [f"inblock-{side}-{i}-{self._token}" for i in range(len(args))]
         futures = [self.client.submit(loader, *a, key=k, pure=False) for a, k in zip(args, keys)]
         self._blocks[side] = futures
-        return self.client.gather(self.client.map(_row_counts, futures, pure=False))
+        described = self.client.gather(self.client.map(_describe, futures, pure=False))
+        self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
+        return [counts for _, _, counts in described]
 
     def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
         self._matrices[name] = np.zeros((n_rows, n_cols), np.float32)
@@ -100,11 +103,15 @@ class DaskExecutor:
     def matrix(self, name: str) -> np.ndarray:
         return self._matrices[name]
 
-    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]:
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
+              with_prev: bool = False) -> list[np.ndarray]:
+        bounds = self._bounds[side]
         for attempt in range(self.retries + 1):
             src_future = self.client.scatter(self._matrices[src], hash=False)
-            futures = [self.client.submit(_solve_remote, task, block, src_future, params, self._threads, pure=False)
-                       for block in self._blocks[side]]
+            # a warm start sends each block its current rows: one more copy of ``out`` per half-step
+            prevs = [self._matrices[out][lo:hi] if with_prev else None for lo, hi in bounds]
+            futures = [self.client.submit(_solve_remote, task, block, src_future, prev, params, self._threads, pure=False)
+                       for block, prev in zip(self._blocks[side], prevs)]
             try:
                 results = self.client.gather(futures)
                 break

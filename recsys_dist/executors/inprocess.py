@@ -29,10 +29,12 @@ class InProcessExecutor:
     def matrix(self, name: str) -> np.ndarray:
         return self._matrices[name]
 
-    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]:
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
+              with_prev: bool = False) -> list[np.ndarray]:
         stats = []
         for block in self._blocks[side]:
-            rows, block_stats = task(block, self._matrices[src], *params)
+            prev = self._matrices[out][block.lo:block.hi] if with_prev else None
+            rows, block_stats = task(block, self._matrices[src], prev, *params)
             self._matrices[out][block.lo:block.hi] = rows
             stats.append(block_stats)
         return stats

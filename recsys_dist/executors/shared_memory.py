@@ -69,9 +69,11 @@ def _load_in_worker(loader: Loader, args: tuple) -> tuple[BlockRef, np.ndarray]:
     return ref, block.row_counts()
 
 
-def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, params: tuple) -> np.ndarray:
+def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, params: tuple,
+                     with_prev: bool) -> np.ndarray:
     block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
-    rows, stats = task(block, _view(src), *params)
+    prev = _view(out)[ref.lo:ref.hi] if with_prev else None  # this block's rows: no other task writes them
+    rows, stats = task(block, _view(src), prev, *params)
     _view(out)[ref.lo:ref.hi] = rows
     return stats
 
@@ -102,9 +104,10 @@ class SharedMemoryExecutor:
     def matrix(self, name: str) -> np.ndarray:
         return self._matrices[name][1]
 
-    def solve(self, side: str, task: Task, src: str, out: str, params: tuple) -> list[np.ndarray]:
+    def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
+              with_prev: bool = False) -> list[np.ndarray]:
         src_ref, out_ref = self._matrices[src][0], self._matrices[out][0]
-        jobs = [(task, ref, src_ref, out_ref, params) for ref in self._blocks[side]]
+        jobs = [(task, ref, src_ref, out_ref, params, with_prev) for ref in self._blocks[side]]
         try:
             return self._pool.starmap(_solve_in_worker, jobs, chunksize=1)
         except FitError:

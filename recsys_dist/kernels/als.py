@@ -22,6 +22,8 @@ from numba import njit, prange
 
 
 CHUNK = 64  # ratings gathered at a time: [CHUNK, k] float32 stays in L1 next to the k x k tile
+GROUP = 64  # rows per parallel task: scratch is allocated once per group (allocation per row is slow,
+#             and very slow in Dask workers, whose allocator returns freed memory to the OS eagerly)
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
@@ -116,62 +118,176 @@ def solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, ou
     n_cols = src.shape[1]
     k = n_cols - 1
     failed = np.full(n_rows, False)
-    for r in prange(n_rows):
-        start, end = indptr[r], indptr[r + 1]
-        n = end - start
-        if n == 0:
-            out[r, :] = 0.0
-            row_sse[r] = 0.0
-            continue
+    n_groups = (n_rows + GROUP - 1) // GROUP
+    for grp in prange(n_groups):
+        # scratch allocated once per group of rows, not per row
         x = np.empty((CHUNK, k), np.float32)
         t = np.empty(CHUNK, np.float32)
         g = np.empty((k, k), np.float32)
-        a = np.zeros((n_cols, n_cols))
-        b = np.zeros(n_cols)
-        bx = np.zeros(k)
-        sx = np.zeros(k)
-        for c0 in range(start, end, CHUNK):
-            m = min(CHUNK, end - c0)
-            for q in range(m):
-                j = indices[c0 + q]
-                for c in range(k):
-                    x[q, c] = src[j, c]
-                t[q] = values[c0 + q] - mu - src[j, k]
-            g[:, :] = 0.0
-            _gram_chunk(x, m, k, g)
-            for c in range(k):
-                for e in range(c + 1):
-                    a[c, e] += g[c, e]
-            for q in range(m):
-                tq = t[q]
-                b[k] += tq
-                for c in range(k):
-                    bx[c] += tq * x[q, c]
-                    sx[c] += x[q, c]
-        for c in range(k):
-            b[c] = bx[c]
-            a[k, c] = sx[c]
-        scale = float(n) if weighted else 1.0
-        for c in range(k):
-            a[c, c] += reg * scale
-        a[k, k] = float(n) + bias_reg * scale
-        if not _cholesky_solve(a, b, n_cols):
-            failed[r] = True
-            continue
-        sse = 0.0
-        for p in range(start, end):
-            j = indices[p]
-            pred = mu + src[j, k] + b[k]
-            for c in range(k):
-                pred += b[c] * src[j, c]
-            e = values[p] - pred
-            sse += e * e
-        row_sse[r] = sse
-        for c in range(n_cols):
-            out[r, c] = b[c]
+        a = np.empty((n_cols, n_cols))
+        b = np.empty(n_cols)
+        bx = np.empty(k)
+        sx = np.empty(k)
+        for r in range(grp * GROUP, min((grp + 1) * GROUP, n_rows)):
+            failed[r] = not _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse,
+                                       r, x, t, g, a, b, bx, sx)
     for r in range(n_rows):
         if failed[r]:
             return r
+    return -1
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, r, x, t, g, a, b, bx, sx):
+    """One dst row of ``solve_in_block`` with caller-owned scratch; False if its system is not SPD."""
+    k = src.shape[1] - 1
+    n_cols = k + 1
+    start, end = indptr[r], indptr[r + 1]
+    n = end - start
+    if n == 0:
+        out[r, :] = 0.0
+        row_sse[r] = 0.0
+        return True
+    a[:, :] = 0.0
+    b[:] = 0.0
+    bx[:] = 0.0
+    sx[:] = 0.0
+    for c0 in range(start, end, CHUNK):
+        m = min(CHUNK, end - c0)
+        for q in range(m):
+            j = indices[c0 + q]
+            for c in range(k):
+                x[q, c] = src[j, c]
+            t[q] = values[c0 + q] - mu - src[j, k]
+        g[:, :] = 0.0
+        _gram_chunk(x, m, k, g)
+        for c in range(k):
+            for e in range(c + 1):
+                a[c, e] += g[c, e]
+        for q in range(m):
+            tq = t[q]
+            b[k] += tq
+            for c in range(k):
+                bx[c] += tq * x[q, c]
+                sx[c] += x[q, c]
+    for c in range(k):
+        b[c] = bx[c]
+        a[k, c] = sx[c]
+    scale = float(n) if weighted else 1.0
+    for c in range(k):
+        a[c, c] += reg * scale
+    a[k, k] = float(n) + bias_reg * scale
+    if not _cholesky_solve(a, b, n_cols):
+        return False
+    sse = 0.0
+    for p in range(start, end):
+        j = indices[p]
+        pred = mu + src[j, k] + b[k]
+        for c in range(k):
+            pred += b[c] * src[j, c]
+        e = values[p] - pred
+        sse += e * e
+    row_sse[r] = sse
+    for c in range(n_cols):
+        out[r, c] = b[c]
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _apply(x, n, k, v, diag, w):
+    """w = (sum_q f_q f_q^T + diag) v with f_q = [x[q], 1]: two passes over the gathered rows."""
+    for c in range(k + 1):
+        w[c] = diag[c] * v[c]
+    for q in range(n):
+        z = v[k]
+        for c in range(k):
+            z += x[q, c] * v[c]
+        for c in range(k):
+            w[c] += z * x[q, c]
+        w[k] += z
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse):
+    """Like ``solve_in_block`` but with ``steps`` conjugate-gradient steps warm-started from ``prev``.
+
+    prev float32[n_rows, K] holds the rows' current solution. The normal equations are never
+    formed: each step applies them through two passes over the gathered ratings (4 n K flops),
+    so a row costs about (6 + 4 steps) n K flops instead of n K^2 + K^3/3. Each step lowers the
+    row's objective, so the ALS objective still never increases. Returns -1.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_groups = (n_rows + GROUP - 1) // GROUP
+    for grp in prange(n_groups):
+        lo, hi = grp * GROUP, min((grp + 1) * GROUP, n_rows)
+        longest = 0
+        for r in range(lo, hi):
+            longest = max(longest, indptr[r + 1] - indptr[r])
+        x = np.empty((longest, src.shape[1] - 1), np.float32)  # one gather buffer per group
+        vecs = np.empty((6, src.shape[1]))  # b, diag, sol, w, res, p
+        for r in range(lo, hi):
+            _cg_row(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, r, x, vecs)
+    return -1
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _cg_row(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, r, x, vecs):
+    n_cols = src.shape[1]
+    k = n_cols - 1
+    start, end = indptr[r], indptr[r + 1]
+    n = end - start
+    if n == 0:
+        out[r, :] = 0.0
+        row_sse[r] = 0.0
+        return
+    b, diag, sol, w, res, p = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4], vecs[5]
+    b[:] = 0.0
+    for q in range(n):
+        j = indices[start + q]
+        tq = values[start + q] - mu - src[j, k]
+        for c in range(k):
+            x[q, c] = src[j, c]
+            b[c] += tq * src[j, c]
+        b[k] += tq
+    scale = float(n) if weighted else 1.0
+    diag[:] = reg * scale
+    diag[k] = bias_reg * scale
+    for c in range(n_cols):
+        sol[c] = prev[r, c]
+    _apply(x, n, k, sol, diag, w)
+    for c in range(n_cols):
+        res[c] = b[c] - w[c]
+        p[c] = res[c]
+    rs = 0.0
+    for c in range(n_cols):
+        rs += res[c] * res[c]
+    for _ in range(steps):
+        if rs <= 1e-20:
+            break
+        _apply(x, n, k, p, diag, w)
+        pw = 0.0
+        for c in range(n_cols):
+            pw += p[c] * w[c]
+        alpha = rs / pw
+        rs_new = 0.0
+        for c in range(n_cols):
+            sol[c] += alpha * p[c]
+            res[c] -= alpha * w[c]
+            rs_new += res[c] * res[c]
+        beta = rs_new / rs
+        for c in range(n_cols):
+            p[c] = res[c] + beta * p[c]
+        rs = rs_new
+    sse = 0.0
+    for q in range(n):
+        pred = mu + src[indices[start + q], k] + sol[k]
+        for c in range(k):
+            pred += sol[c] * x[q, c]
+        e = values[start + q] - pred
+        sse += e * e
+    row_sse[r] = sse
+    for c in range(n_cols):
+        out[r, c] = sol[c]
     return -1
 
 

@@ -37,6 +37,16 @@ class ExecutorContract:
         expected = np.concatenate([np.full((hi - lo, 3), 2.0 * 2 * b) for b, (lo, hi) in enumerate(BOUNDS)])
         np.testing.assert_allclose(out, expected + 2.0 * np.array([5, 7, 9]))
 
+    def test_contract_warm_start_passes_each_blocks_current_rows(self, executor):
+        executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        executor.new_matrix("item", 2, 3)
+        executor.new_matrix("user", 10, 3)
+        executor.matrix("user")[...] = np.arange(10, dtype=np.float32)[:, None]
+        executor.solve("user", sum_task, "item", "user", (0.0,), with_prev=True)
+        np.testing.assert_allclose(executor.matrix("user"), np.repeat(np.arange(10.0)[:, None], 3, axis=1))
+        executor.solve("user", sum_task, "item", "user", (0.0,))
+        np.testing.assert_allclose(executor.matrix("user"), 0.0)
+
     def test_contract_task_errors_surface_as_fit_errors(self, executor):
         executor.load_blocks("user", toy_block, [(0, 0, 3)])
         executor.new_matrix("item", 2, 3)

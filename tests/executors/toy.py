@@ -12,13 +12,16 @@ def toy_block(block_id, lo, hi):
     return build_in_block(block_id, lo, hi, dst, src, np.ones(len(dst), np.float32) * block_id)
 
 
-def sum_task(block, src, scale):
-    """Each dst row gets scale * (its values' sum + src column sums); stats: block id and nnz."""
+def sum_task(block, src, prev, scale):
+    """Each dst row gets scale * (its values' sum + src column sums) (+ its previous value when
+    warm-started); stats: block id and nnz."""
     rows = np.zeros((block.hi - block.lo, src.shape[1]), np.float32)
     sums = np.add.reduceat(block.values, block.indptr[:-1]) if block.nnz else 0
     rows[:] = scale * (np.asarray(sums)[:, None] + src.sum(axis=0)[None, :])
+    if prev is not None:
+        rows += prev
     return rows, np.array([block.block_id, block.nnz], np.float64)
 
 
-def failing_task(block, src, scale):
+def failing_task(block, src, prev, scale):
     raise FitError(f"block {block.block_id} failed on purpose")
