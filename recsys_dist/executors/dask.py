@@ -2,10 +2,10 @@
 
 Blocks are built by tasks on the workers (each reads only the Parquet it needs) and stay
 there as futures across iterations; the client never holds the ratings. Each half-step
-scatters the fixed src matrix once (to one worker, without hashing); every worker that
-runs a block task fetches it once from there, so each holds one copy per half-step, and
-a copy lost with its worker is scattered again on retry. Block futures lost with a
-worker are recomputed by the scheduler from their loader tasks.
+broadcasts the fixed src matrix to every worker (one copy each) and pins each block's
+task to the worker holding the block, so no block moves; a copy lost with its worker is
+scattered again on retry, and block futures lost with a worker are recomputed by the
+scheduler from their loader tasks.
 
 This is the only module that imports ``distributed``.
 """
@@ -107,10 +107,16 @@ class DaskExecutor:
               with_prev: bool = False) -> list[np.ndarray]:
         bounds = self._bounds[side]
         for attempt in range(self.retries + 1):
-            src_future = self.client.scatter(self._matrices[src], hash=False)
+            # every worker gets the fixed matrix once; should the memory manager drop a replica, a
+            # worker fetches it again from a peer, and a copy lost with its worker is resent on retry
+            src_future = self.client.scatter(self._matrices[src], hash=False, broadcast=True)
+            # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
+            holders = self.client.who_has(self._blocks[side])
             # a warm start sends each block its current rows: one more copy of ``out`` per half-step
             prevs = [self._matrices[out][lo:hi] if with_prev else None for lo, hi in bounds]
-            futures = [self.client.submit(_solve_remote, task, block, src_future, prev, params, self._threads, pure=False)
+            futures = [self.client.submit(_solve_remote, task, block, src_future, prev, params, self._threads,
+                                          pure=False, workers=list(holders.get(block.key, ())) or None,
+                                          allow_other_workers=True)
                        for block, prev in zip(self._blocks[side], prevs)]
             try:
                 results = self.client.gather(futures)

@@ -18,7 +18,7 @@ engine runs this same code in the same order, so engines still agree bit for bit
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import config, get_thread_id, njit, prange
 
 
 CHUNK = 64  # ratings gathered at a time: [CHUNK, k] float32 stays in L1 next to the k x k tile
@@ -207,7 +207,6 @@ def _apply(x, n, k, v, diag, w):
         w[k] += z
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse):
     """Like ``solve_in_block`` but with ``steps`` conjugate-gradient steps warm-started from ``prev``.
 
@@ -216,14 +215,22 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     so a row costs about (6 + 4 steps) n K flops instead of n K^2 + K^3/3. Each step lowers the
     row's objective, so the ALS objective still never increases. Returns -1.
     """
+    longest = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    # One gather buffer per kernel thread, made once per call: allocating per row or group costs page
+    # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh).
+    # sized for every pool thread (ids may exceed the current thread count); untouched pages cost nothing
+    gather = np.empty((config.NUMBA_NUM_THREADS, max(longest, 1), src.shape[1] - 1), np.float32)
+    return _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse,
+                              gather)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, gather):
     n_rows = indptr.shape[0] - 1
     n_groups = (n_rows + GROUP - 1) // GROUP
     for grp in prange(n_groups):
         lo, hi = grp * GROUP, min((grp + 1) * GROUP, n_rows)
-        longest = 0
-        for r in range(lo, hi):
-            longest = max(longest, indptr[r + 1] - indptr[r])
-        x = np.empty((longest, src.shape[1] - 1), np.float32)  # one gather buffer per group
+        x = gather[get_thread_id()]
         vecs = np.empty((6, src.shape[1]))  # b, diag, sol, w, res, p
         for r in range(lo, hi):
             _cg_row(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, r, x, vecs)
