@@ -1,4 +1,4 @@
-"""Numba kernel of one ALS half-step over one block of destination rows.
+"""Numba kernels of one ALS half-step over one block of destination rows.
 
 Every side's matrix carries its bias in the last column: ``src[j] = [y_j, b_j]`` with
 ``K = k + 1`` columns. For a dst row d with ratings r_dj the unknowns are x = [x_d, b_d],
@@ -7,8 +7,9 @@ the features are f_j = [y_j, 1] and the targets t_dj = r_dj - mu - b_j, so
     (sum_j f_j f_j^T + diag(lam, ..., lam, lam_b)) x = sum_j t_dj f_j
 
 with lam = reg * n_d and lam_b = bias_reg * n_d under weighted-lambda regularization
-(Spark MLlib's default), or reg and bias_reg when ``weighted`` is false, solved by
-Cholesky in float64; rows without ratings get zeros.
+(Spark MLlib's default), or reg and bias_reg when ``weighted`` is false. ``solve_in_block``
+solves it exactly by Cholesky in float64; ``solve_in_block_cg`` takes a few conjugate-gradient
+steps from the current rows without forming the matrix. Rows without ratings get zeros.
 
 Performance note: the Gram matrix is nnz * k^2 work and dominates. It is formed in float32
 tiles over chunks of gathered rows (see ``_gram_chunk``) and flushed into float64, which
