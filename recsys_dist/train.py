@@ -92,10 +92,12 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         history, start = _initial_state(ex, train, train_cfg, model_cfg, rank)
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)
-        cg_steps = model_cfg.cg_steps if model_cfg.solver == "cg" else 0
+        solver = model_cfg.effective_solver()
+        cg_steps = model_cfg.cg_steps if solver == "cg" else 0
+        log.info("solver: %s", f"{cg_steps} warm-started conjugate-gradient steps" if cg_steps else "Cholesky")
         step = (*params, ex.task_threads, cg_steps)
         for iteration in range(start, model_cfg.n_iter):
-            record = {"iteration": iteration + 1}
+            record = {"iteration": iteration + 1, "solver": solver}
             for dst, src in (("user", "item"), ("item", "user")):
                 t0 = time.perf_counter()
                 stats = np.sum(ex.solve(dst, solve_block, src, dst, step, with_prev=cg_steps > 0), axis=0)

@@ -63,3 +63,12 @@ def test_config_override_values_are_toml_literals_or_strings():
 def test_config_is_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         JobConfig().split.seed = 3  # type: ignore[misc]
+
+
+def test_config_auto_solver_uses_cg_only_at_high_rank():
+    from recsys_dist.config import CG_FROM_RANK, ModelConfig
+
+    assert ModelConfig(rank=10).effective_solver() == "cholesky"
+    assert ModelConfig(rank=CG_FROM_RANK).effective_solver() == "cg"
+    assert ModelConfig(rank=64, solver="cholesky").effective_solver() == "cholesky"
+    assert ModelConfig(rank=64, kind="bias").effective_solver() == "cholesky"
