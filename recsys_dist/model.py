@@ -9,6 +9,7 @@ import numpy as np
 
 from recsys_dist.errors import DataError
 from recsys_dist.kernels.als import predict_pairs
+from recsys_dist.recommend import similar, top_k
 
 
 @dataclass
@@ -66,6 +67,50 @@ class ALSModel:
     def predict(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """Predictions for original ids; unknown ids fall back to biases, then to mu."""
         return self.predict_idx(self.user_index(user_ids), self.item_index(item_ids))
+
+    def recommend(self, user_ids: np.ndarray, k: int = 10, exclude: list[np.ndarray] | None = None,
+                  items: np.ndarray | None = None, deny: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k best items (original ids) for each user id, best first, with predicted ratings.
+
+        ``exclude[r]`` lists item ids not to recommend to user r (e.g. those already rated);
+        ``items`` is an allow-list and ``deny`` a deny-list of item ids for everyone. Unknown
+        users get the items with the highest mu + b_i. Missing slots hold the id's type's
+        missing marker (-1 for integer ids, None for strings) and NaN scores.
+        """
+        allowed = self._item_mask(items, deny)
+        excl = None if exclude is None else [self.item_index(np.asarray(x)) for x in exclude]
+        idx, scores = top_k(self.user_matrix_, self.item_matrix_, self.mu_, self.user_index(user_ids), k, excl, allowed)
+        return self._item_ids_of(idx), scores
+
+    def similar_items(self, item_ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The k items most similar to each item id (cosine of factors), itself excluded."""
+        idx = self.item_index(item_ids)
+        if (idx < 0).any():
+            missing = np.asarray(item_ids)[np.flatnonzero(idx < 0)[0]]
+            missing = missing.item() if isinstance(missing, np.generic) else missing
+            raise DataError(f"unknown item id {missing!r}: it has no factors in this model")
+        found, scores = similar(self.item_matrix_, idx, k)
+        return self._item_ids_of(found), scores
+
+    def _item_mask(self, items: np.ndarray | None, deny: np.ndarray | None) -> np.ndarray | None:
+        if items is None and deny is None:
+            return None
+        mask = np.zeros(len(self.item_ids_), bool) if items is not None else np.ones(len(self.item_ids_), bool)
+        if items is not None:
+            found = self.item_index(np.asarray(items))
+            mask[found[found >= 0]] = True
+        if deny is not None:
+            found = self.item_index(np.asarray(deny))
+            mask[found[found >= 0]] = False
+        return mask
+
+    def _item_ids_of(self, idx: np.ndarray) -> np.ndarray:
+        ids = self.item_ids_[np.maximum(idx, 0)]
+        if ids.dtype.kind in "iu":
+            return np.where(idx >= 0, ids, -1)
+        ids = ids.astype(object)
+        ids[idx < 0] = None
+        return ids
 
 
 def _lookup(sorted_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:

@@ -28,3 +28,16 @@ def predict_pairs(dst_idx, src_idx, dst, src, mu, out):
         if u >= 0 and i >= 0:
             pred += float(np.dot(dst[u, :k], src[i, :k]))
         out[p] = pred
+
+
+def topk_rows(queries, items, query_bias, item_bias, allowed, excl_indptr, excl_indices, k, out_items, out_scores):
+    for q in range(len(queries)):
+        scores = query_bias[q] + item_bias + items.astype(np.float64) @ queries[q].astype(np.float64)
+        ok = allowed.copy()
+        ok[excl_indices[excl_indptr[q]:excl_indptr[q + 1]]] = False
+        cand = np.flatnonzero(ok)
+        order = cand[np.lexsort((cand, -scores[cand]))][:k]  # score desc, then index asc
+        out_items[q] = -1
+        out_scores[q] = np.nan
+        out_items[q, :len(order)] = order
+        out_scores[q, :len(order)] = scores[order]

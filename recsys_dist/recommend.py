@@ -1,0 +1,62 @@
+"""Top-K recommendations and similar items from factor matrices (bias in the last column).
+
+Functions take arrays, not a model, so ``model.py`` can build its API on them and a
+scoring task can run them on a block of users wherever an executor puts it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys_dist.kernels.topk import topk_rows
+
+
+def lists_to_csr(lists: list[np.ndarray] | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row index lists as CSR with ascending indices (an empty CSR when ``lists`` is None)."""
+    if lists is None:
+        return np.zeros(n_rows + 1, np.int64), np.empty(0, np.int32)
+    if len(lists) != n_rows:
+        raise ValueError(f"{len(lists)} exclusion lists for {n_rows} rows")
+    rows = [np.unique(np.asarray(x, np.int64)) for x in lists]
+    rows = [r[r >= 0] for r in rows]  # unknown ids (-1) exclude nothing
+    indptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum([len(r) for r in rows], out=indptr[1:])
+    indices = np.concatenate(rows) if rows else np.empty(0, np.int64)
+    return indptr, np.ascontiguousarray(indices, np.int32)
+
+
+def top_k(user_matrix: np.ndarray, item_matrix: np.ndarray, mu: float, user_idx: np.ndarray, k: int,
+          exclude: list[np.ndarray] | None = None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k highest predicted ratings mu + b_u + b_i + p_u . q_i for each user index (-1: unknown
+    user, ranked by mu + b_i). ``exclude[r]`` lists items never returned for row r; ``allowed``
+    masks the catalogue. Returns items int32[n, k] (-1 when fewer candidates) and scores float32[n, k]."""
+    user_idx = np.asarray(user_idx, np.int64)
+    known = user_idx >= 0
+    queries = np.zeros((len(user_idx), user_matrix.shape[1] - 1), np.float32)
+    queries[known] = user_matrix[user_idx[known], :-1]
+    query_bias = np.full(len(user_idx), mu, np.float64)
+    query_bias[known] += user_matrix[user_idx[known], -1]
+    return _select(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias,
+                   item_matrix[:, -1].astype(np.float64), k, exclude, allowed)
+
+
+def similar(item_matrix: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k items nearest to each given item by cosine similarity of their factors, itself excluded."""
+    factors = item_matrix[:, :-1].astype(np.float64)
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0).astype(np.float32)
+    item_idx = np.asarray(item_idx, np.int64)
+    zeros = np.zeros(len(unit), np.float64)
+    return _select(unit[item_idx], unit, np.zeros(len(item_idx)), zeros, k,
+                   [np.array([i]) for i in item_idx], norms[:, 0] > 0)
+
+
+def _select(queries, items, query_bias, item_bias, k, exclude, allowed):  # noqa: ANN001, ANN202
+    n = len(queries)
+    indptr, indices = lists_to_csr(exclude, n)
+    allowed = np.ones(len(items), np.bool_) if allowed is None else np.asarray(allowed, np.bool_)
+    out_items = np.empty((n, k), np.int32)
+    out_scores = np.empty((n, k), np.float32)
+    topk_rows(np.ascontiguousarray(queries, np.float32), items, query_bias, item_bias, allowed, indptr, indices, k,
+              out_items, out_scores)
+    return out_items, out_scores

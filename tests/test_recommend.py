@@ -1,0 +1,72 @@
+"""Top-K selection equals an argsort reference; the model API respects exclusions and filters."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recsys_dist.kernels import reference, topk
+from recsys_dist.model import ALSModel
+from recsys_dist.recommend import lists_to_csr
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 12), ties=st.booleans(), n_items=st.integers(1, 40))
+def test_recommend_topk_kernel_equals_argsort_reference(seed, k, ties, n_items):
+    rng = np.random.default_rng(seed)
+    n_q, f = 7, 3
+    make = (lambda *s: rng.integers(-1, 2, s).astype(np.float32)) if ties else (lambda *s: rng.normal(size=s).astype(np.float32))
+    queries, items = make(n_q, f), make(n_items, f)
+    qb = rng.integers(0, 2, n_q).astype(np.float64) if ties else rng.normal(size=n_q)
+    ib = rng.integers(0, 2, n_items).astype(np.float64) if ties else rng.normal(size=n_items)
+    allowed = rng.random(n_items) > 0.2
+    indptr, indices = lists_to_csr([rng.choice(n_items, rng.integers(0, n_items + 1), replace=False) for _ in range(n_q)], n_q)
+    got = np.empty((n_q, k), np.int32), np.empty((n_q, k), np.float32)
+    want = np.empty((n_q, k), np.int32), np.empty((n_q, k), np.float32)
+    topk.topk_rows(queries, items, qb, ib, allowed, indptr, indices, k, *got)
+    reference.topk_rows(queries, items, qb, ib, allowed, indptr, indices, k, *want)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def _model(rng, n_users=6, n_items=9, rank=3):
+    return ALSModel("als", 3.0, rng.normal(size=(n_users, rank + 1)).astype(np.float32),
+                    rng.normal(size=(n_items, rank + 1)).astype(np.float32),
+                    np.arange(100, 100 + n_users, dtype=np.int64), np.arange(10, 10 + n_items, dtype=np.int64))
+
+
+def test_recommend_model_returns_the_best_predicted_items_with_exclusions_and_filters(rng):
+    model = _model(rng)
+    users = np.array([100, 103, 105])
+    items, scores = model.recommend(users, k=3, exclude=[[10, 11], [], [18]], deny=[12])
+    for row, user in enumerate(users):
+        candidates = [i for i in range(10, 19) if i != 12 and i not in ([10, 11], [], [18])[row]]
+        preds = model.predict(np.full(len(candidates), user), np.array(candidates))
+        best = [candidates[j] for j in np.argsort(-preds, kind="stable")[:3]]
+        assert items[row].tolist() == best
+        np.testing.assert_allclose(scores[row], np.sort(preds)[::-1][:3], rtol=1e-5)
+    allow, _ = model.recommend([101], k=5, items=[13, 14])
+    assert sorted(allow[0][:2].tolist()) == [13, 14] and allow[0][2:].tolist() == [-1, -1, -1]
+
+
+def test_recommend_unknown_users_get_the_highest_item_biases(rng):
+    model = _model(rng)
+    items, scores = model.recommend([999], k=4)
+    assert items[0].tolist() == (10 + np.argsort(-model.item_bias_, kind="stable")[:4]).tolist()
+    np.testing.assert_allclose(scores[0], 3.0 + np.sort(model.item_bias_)[::-1][:4], rtol=1e-5)
+
+
+def test_recommend_similar_items_by_cosine_excluding_itself(rng):
+    model = _model(rng, n_items=12)
+    items, scores = model.similar_items([10, 15], k=4)
+    factors = model.item_factors_.astype(np.float64)
+    unit = factors / np.linalg.norm(factors, axis=1, keepdims=True)
+    for row, item in enumerate([0, 5]):
+        sims = unit @ unit[item]
+        sims[item] = -np.inf
+        assert items[row].tolist() == (10 + np.argsort(-sims, kind="stable")[:4]).tolist()
+        np.testing.assert_allclose(scores[row], np.sort(sims)[::-1][:4], rtol=1e-5)
+    from recsys_dist.errors import DataError
+
+    with pytest.raises(DataError, match="unknown item id 99"):
+        model.similar_items([99])
