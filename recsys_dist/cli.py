@@ -79,6 +79,10 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--model", "evaluate.model", str, "model directory"),
         ("--data", "evaluate.data", str, "dataset to score"),
         ("--out", "evaluate.out", str, "directory for metrics.json"),
+        ("--k", "evaluate.k", int, "K [K ...]: cut-offs of the ranking metrics"),
+        ("--relevance", "evaluate.relevance", float, "test ratings at or above this are relevant"),
+        ("--train", "evaluate.train", str, "training data to exclude (default: the model's)"),
+        ("--cold", "evaluate.cold", str, "unknown users/items: bias (predict from biases) or exclude"),
     ],
     "bench": [
         ("--shape", "bench.shape", str, "generated shape: ml-100k, ml-1m, ml-25m or ml-32m"),
@@ -121,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--resume", dest="train.resume", action="store_const", const=True, default=None,
                            help="continue from the last checkpoint in --out")
         for flag, key, kind, text in flags:
-            nargs = "+" if key == "ingest.scale" else None
+            nargs = "+" if key in ("ingest.scale", "evaluate.k") else None
             p.add_argument(flag, dest=key, type=kind, nargs=nargs, default=None, help=text)
     return parser
 
@@ -199,8 +203,15 @@ def _run_evaluate(cfg: JobConfig) -> None:
     from recsys_dist.pipeline import run_evaluation
 
     m = run_evaluation(cfg.evaluate)
-    log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d with unknown users, %d with unknown items)",
-             m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["unknown_users"], m["unknown_items"])
+    log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
+             "items; policy %s)", m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["cold_ratings"],
+             m["unknown_users"], m["unknown_items"], m["cold_policy"])
+    r = m["ranking"]
+    log.info("%-6s %9s %9s %9s %9s %9s %9s   (%d users, relevant: rating >= %g, train items excluded)",
+             "K", "precision", "recall", "ndcg", "map", "hit_rate", "coverage", r["users"], r["relevance"])
+    for k, v in r["at"].items():
+        log.info("%-6s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f", k, v["precision"], v["recall"], v["ndcg"], v["map"],
+                 v["hit_rate"], v["coverage"])
 
 
 def _run_bench(cfg: JobConfig) -> None:

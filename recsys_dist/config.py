@@ -253,9 +253,19 @@ class EvaluateConfig:
     """Dataset to score (ratings matched to the model through original ids)."""
     out: str = ""
     """Optional directory for metrics.json."""
+    k: list[int] = field(default_factory=lambda: [10])
+    """Cut-offs of the ranking metrics."""
+    relevance: float = 4.0
+    """A test rating at or above this is relevant."""
+    train: str = ""
+    """Training data whose items are excluded from the candidates; "" uses the model's record."""
+    cold: str = "bias"
+    """Ratings of users or items the model has not seen: ``bias`` (predict from biases) or ``exclude``."""
 
     def validate(self) -> None:
-        pass
+        if not self.k or min(self.k) < 1:
+            raise ConfigError(f"evaluate.k: expected positive cut-offs, got {self.k}")
+        _choice("evaluate.cold", self.cold, ("bias", "exclude"))
 
 
 @dataclass(frozen=True, slots=True)

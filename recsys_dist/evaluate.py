@@ -19,3 +19,42 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
 
 def rating_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float | int]:
     return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual), "n": int(len(actual))}
+
+
+def ranking_metrics(recommended: np.ndarray, relevant: list[np.ndarray], ks: list[int],
+                    n_items: int) -> dict[str, dict[str, float]]:
+    """Precision, recall, NDCG, MAP, hit rate at each K (averaged over users with a relevant item)
+    and catalogue coverage at each K.
+
+    recommended int[n_users, K_max] holds item indices best first (-1 for empty slots);
+    relevant[u] lists user u's relevant items. Gains are binary: DCG = sum_j rel_j / log2(j + 2),
+    NDCG divides by the DCG of an ideal list; AP@K = sum_j P@(j+1) rel_j / min(K, |relevant|).
+    """
+    n_users, k_max = recommended.shape
+    sizes = np.array([len(np.unique(r)) for r in relevant], np.int64)
+    keys = [u * np.int64(n_items) + np.unique(np.asarray(r, np.int64)) for u, r in enumerate(relevant)]
+    rel_keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    rec_keys = np.arange(n_users, dtype=np.int64)[:, None] * n_items + recommended
+    hits = np.isin(rec_keys, rel_keys) & (recommended >= 0)
+    users = sizes > 0
+    discount = 1.0 / np.log2(np.arange(k_max) + 2.0)
+    out: dict[str, dict[str, float]] = {}
+    for k in ks:
+        if k > k_max:
+            raise ValueError(f"K={k} exceeds the {k_max} recommendations computed")
+        h = hits[users, :k]
+        n_rel = sizes[users]
+        found = h.sum(axis=1)
+        ideal = np.cumsum(discount[:k])[np.minimum(n_rel, k) - 1]
+        precision_at = np.cumsum(h, axis=1) / np.arange(1, k + 1)
+        shown = recommended[:, :k]
+        out[str(k)] = {
+            "precision": float(np.mean(found / k)) if users.any() else float("nan"),
+            "recall": float(np.mean(found / n_rel)) if users.any() else float("nan"),
+            "ndcg": float(np.mean((h * discount[:k]).sum(axis=1) / ideal)) if users.any() else float("nan"),
+            "map": float(np.mean((precision_at * h).sum(axis=1) / np.minimum(n_rel, k))) if users.any() else float("nan"),
+            "hit_rate": float(np.mean(found > 0)) if users.any() else float("nan"),
+            "coverage": float(len(np.unique(shown[shown >= 0])) / n_items),
+            "users": int(users.sum()),
+        }
+    return out

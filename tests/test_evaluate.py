@@ -1,0 +1,82 @@
+"""Metric functions against hand-computed examples."""
+
+import math
+
+import numpy as np
+import pytest
+
+from recsys_dist.evaluate import mae, ranking_metrics, rmse
+
+
+def test_evaluate_rating_metrics_by_hand():
+    assert rmse(np.array([3.0, 4.0]), np.array([4.0, 2.0])) == pytest.approx(math.sqrt((1 + 4) / 2))
+    assert mae(np.array([3.0, 4.0]), np.array([4.0, 2.0])) == pytest.approx(1.5)
+
+
+def test_evaluate_ranking_metrics_by_hand():
+    # user 0: relevant {1, 3}; list [1, 2, 3] -> hits at ranks 1 and 3
+    # user 1: relevant {5};    list [4, 5, -1] -> hit at rank 2, one empty slot
+    # user 2: nothing relevant -> left out of the averages
+    recommended = np.array([[1, 2, 3], [4, 5, -1], [0, 1, 2]])
+    m = ranking_metrics(recommended, [np.array([1, 3]), np.array([5]), np.array([], np.int64)], [1, 3], n_items=10)
+    d = [1 / math.log2(j + 2) for j in range(3)]
+    assert m["1"] == pytest.approx({"precision": (1 + 0) / 2, "recall": (0.5 + 0) / 2, "ndcg": (1 + 0) / 2,
+                                    "map": (1 + 0) / 2, "hit_rate": 0.5, "coverage": 3 / 10, "users": 2})
+    u0 = {"p": 2 / 3, "r": 1.0, "ndcg": (d[0] + d[2]) / (d[0] + d[1]), "ap": (1 + 2 / 3) / 2}
+    u1 = {"p": 1 / 3, "r": 1.0, "ndcg": d[1] / d[0], "ap": (1 / 2) / 1}
+    assert m["3"] == pytest.approx({"precision": (u0["p"] + u1["p"]) / 2, "recall": 1.0,
+                                    "ndcg": (u0["ndcg"] + u1["ndcg"]) / 2, "map": (u0["ap"] + u1["ap"]) / 2,
+                                    "hit_rate": 1.0, "coverage": 6 / 10, "users": 2})
+    with pytest.raises(ValueError, match="K=5"):
+        ranking_metrics(recommended, [np.array([1])] * 3, [5], n_items=10)
+
+
+def _reference_ranking(model, train, test, k, relevance):
+    """Plain loops: every user with a relevant test item, all items scored, train items removed."""
+    seen = {}
+    for u, i in zip(train.user_idx, train.item_idx):
+        seen.setdefault(int(u), set()).add(int(i))
+    rel = {}
+    for u, i, r in zip(test.user_idx, test.item_idx, test.rating):
+        if r >= relevance:
+            rel.setdefault(int(u), set()).add(int(i))
+    n_items = len(model.item_ids_)
+    sums = dict(precision=0.0, recall=0.0, ndcg=0.0, map=0.0, hit_rate=0.0)
+    shown = set()
+    for u in sorted(rel):
+        scores = model.predict_idx(np.full(n_items, u), np.arange(n_items))
+        ranked = [i for i in np.lexsort((np.arange(n_items), -scores)) if i not in seen.get(u, set())][:k]
+        shown.update(ranked)
+        hits = [1.0 if i in rel[u] else 0.0 for i in ranked]
+        ideal = sum(1 / math.log2(j + 2) for j in range(min(k, len(rel[u]))))
+        sums["precision"] += sum(hits) / k
+        sums["recall"] += sum(hits) / len(rel[u])
+        sums["ndcg"] += sum(h / math.log2(j + 2) for j, h in enumerate(hits)) / ideal
+        sums["map"] += sum(sum(hits[: j + 1]) / (j + 1) * h for j, h in enumerate(hits)) / min(k, len(rel[u]))
+        sums["hit_rate"] += float(sum(hits) > 0)
+    out = {name: v / len(rel) for name, v in sums.items()}
+    out["coverage"] = len(shown) / n_items
+    out["users"] = len(rel)
+    return out
+
+
+def test_evaluate_job_equals_a_single_process_reference(small_split, tmp_path):
+    import json
+
+    from recsys_dist.checkpoint import load_model
+    from recsys_dist.data.dataset import Dataset
+    from tests.conftest import run_cli
+
+    proc = run_cli("train", "--train", str(small_split / "train"), "--out", str(tmp_path / "m"), "--iterations", "3")
+    assert proc.returncode == 0, proc.stderr
+    ev = run_cli("evaluate", "--model", str(tmp_path / "m"), "--data", str(small_split / "test"), "--k", "5", "10",
+                 "--relevance", "3.5", "--out", str(tmp_path / "ev"))
+    assert ev.returncode == 0, ev.stderr
+    assert "precision" in ev.stderr and "ndcg" in ev.stderr
+    got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    model = load_model(str(tmp_path / "m"))
+    train, test = Dataset.open(small_split / "train").read_all(), Dataset.open(small_split / "test").read_all()
+    for k in (5, 10):
+        assert got["ranking"]["at"][str(k)] == pytest.approx(_reference_ranking(model, train, test, k, 3.5), rel=1e-9)
+    pred = model.predict_idx(test.user_idx, test.item_idx)
+    assert got["rmse"] == pytest.approx(rmse(pred, test.rating)) and got["n"] == len(test)
