@@ -84,6 +84,13 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--train", "evaluate.train", str, "training data to exclude (default: the model's)"),
         ("--cold", "evaluate.cold", str, "unknown users/items: bias (predict from biases) or exclude"),
     ],
+    "score": [
+        ("--model", "score.model", str, "model directory"),
+        ("--out", "score.out", str, "output directory or fsspec URL"),
+        ("--k", "score.k", int, "recommendations per user"),
+        ("--users", "score.users", str, "file of user ids (default: every user of the model)"),
+        ("--train", "score.train", str, "training data to exclude (default: the model's)"),
+    ],
     "bench": [
         ("--shape", "bench.shape", str, "generated shape: ml-100k, ml-1m, ml-25m or ml-32m"),
         ("--data", "bench.data", str, "benchmark on this dataset or split directory instead"),
@@ -108,6 +115,7 @@ DESCRIPTIONS = {
     "split": "split a dataset into train/test(/cold)",
     "train": "train a model (ALS with biases, bias-only or global mean)",
     "evaluate": "RMSE and MAE of a saved model on a dataset",
+    "score": "top-K recommendations for every user, as Parquet published with _SUCCESS",
     "bench": "benchmark ALS iterations against this machine's matmul rate",
     "run": "the main job: data -> split -> train -> evaluate (default: synthetic ml-100k shape)",
 }
@@ -200,7 +208,7 @@ def _run_train(cfg: JobConfig) -> None:
 
 
 def _run_evaluate(cfg: JobConfig) -> None:
-    from recsys_dist.pipeline import run_evaluation
+    from recsys_dist.batch import run_evaluation
 
     m = run_evaluation(cfg.evaluate)
     log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
@@ -212,6 +220,14 @@ def _run_evaluate(cfg: JobConfig) -> None:
     for k, v in r["at"].items():
         log.info("%-6s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f", k, v["precision"], v["recall"], v["ndcg"], v["map"],
                  v["hit_rate"], v["coverage"])
+
+
+def _run_score(cfg: JobConfig) -> None:
+    from recsys_dist.batch import run_scoring
+
+    m = run_scoring(cfg.score)
+    log.info("score: %d recommendations for %d users (%d unknown: popular items) -> %s (%s)",
+             m["rows"], m["users"], m["unknown_users"], cfg.score.out, m["run"])
 
 
 def _run_bench(cfg: JobConfig) -> None:
@@ -250,7 +266,7 @@ def _run_pipeline(cfg: JobConfig) -> None:
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
     "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "train": _run_train,
-    "evaluate": _run_evaluate, "bench": _run_bench, "run": _run_pipeline,
+    "evaluate": _run_evaluate, "bench": _run_bench, "score": _run_score, "run": _run_pipeline,
 }
 
 

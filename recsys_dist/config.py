@@ -269,6 +269,25 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreConfig:
+    model: str = ""
+    """Model directory written by train."""
+    out: str = ""
+    """Output directory or fsspec URL (see recsys_dist/data/recommendations.py for the layout)."""
+    k: int = 10
+    users: str = ""
+    """File of user ids, one per line (a header line is skipped); "" scores every user of the model."""
+    train: str = ""
+    """Training data whose items are not recommended again; "" uses the model's record."""
+    block_users: int = 20_000
+    """Users scored and written per part."""
+
+    def validate(self) -> None:
+        _at_least("score.k", self.k, 1)
+        _at_least("score.block_users", self.block_users, 1)
+
+
+@dataclass(frozen=True, slots=True)
 class BenchConfig:
     shape: str = "ml-25m"
     """Generated shape to benchmark on (ignored with ``data``)."""
@@ -295,6 +314,7 @@ class JobConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

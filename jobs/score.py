@@ -1,0 +1,8 @@
+"""Submit the score job: `python jobs/score.py --help`. Same code as `python -m recsys_dist score`."""
+
+import sys
+
+from recsys_dist.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["score", *sys.argv[1:]]))

@@ -1,0 +1,94 @@
+"""Batch recommendations as Parquet on any fsspec URL, published atomically.
+
+::
+
+    OUT/_SUCCESS                                 JSON naming the published run; written last
+    OUT/run-<id>/user_block=00000/part-0.parquet user_id, rank, item_id, score, title
+    OUT/run-<id>/user_block=00001/part-0.parquet
+    ...
+
+A run writes its parts under a fresh ``run-<id>/`` prefix; only when every part is written
+does ``_SUCCESS`` (a single small object, so its replacement is atomic on object stores too)
+switch readers to it, after which older runs are deleted. A run that dies leaves the previous
+``_SUCCESS`` and the run it names untouched. Read with ``read_recommendations``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recsys_dist.errors import DataError
+
+SUCCESS = "_SUCCESS"
+
+
+class RecommendationWriter:
+    def __init__(self, url: str) -> None:
+        self.url = str(url)
+        self.fs, root = fsspec.core.url_to_fs(self.url)
+        self.root = root.rstrip("/")
+        self.run = f"run-{uuid.uuid4().hex[:12]}"
+        self.parts: list[dict[str, Any]] = []
+        if self.fs.exists(self.root) and not self.fs.isdir(self.root):
+            raise DataError(f"{self.url}: exists and is not a directory")
+        self.fs.makedirs(f"{self.root}/{self.run}", exist_ok=True)
+
+    def write_block(self, block: int, frame: pd.DataFrame) -> None:
+        rel = f"{self.run}/user_block={block:05d}/part-0.parquet"
+        self.fs.makedirs(f"{self.root}/{self.run}/user_block={block:05d}", exist_ok=True)
+        with self.fs.open(f"{self.root}/{rel}", "wb") as fh:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh)
+        self.parts.append({"path": rel, "rows": len(frame)})
+
+    def publish(self, meta: dict[str, Any]) -> dict[str, Any]:
+        marker = {"run": self.run, "parts": self.parts, "rows": sum(p["rows"] for p in self.parts), **meta}
+        tmp = f"{self.root}/.{SUCCESS}.{self.run}"
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write((json.dumps(marker, indent=2) + "\n").encode())
+        self.fs.mv(tmp, f"{self.root}/{SUCCESS}")
+        for path in self.fs.ls(self.root, detail=False):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("run-") and name != self.run:
+                self.fs.rm(path, recursive=True)
+        return marker
+
+    def abort(self) -> None:
+        self.fs.rm(f"{self.root}/{self.run}", recursive=True)
+
+
+def read_recommendations(url: str) -> pd.DataFrame:
+    """The published recommendations at ``url`` (every part of the run ``_SUCCESS`` names)."""
+    fs, root = fsspec.core.url_to_fs(str(url))
+    root = root.rstrip("/")
+    try:
+        with fs.open(f"{root}/{SUCCESS}", "rb") as fh:
+            marker = json.loads(fh.read())
+    except FileNotFoundError:
+        raise DataError(f"{url}: no {SUCCESS}: nothing published here (or a run has not finished)") from None
+    frames = []
+    for part in marker["parts"]:
+        with fs.open(f"{root}/{part['path']}", "rb") as fh:
+            frames.append(pq.read_table(fh).to_pandas())
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_user_ids(path: str, integer: bool) -> np.ndarray:
+    """User ids from a text or CSV file (first column, one per line; a header line is skipped)."""
+    with fsspec.open(path, "rt") as fh:
+        values = [line.strip().split(",")[0] for line in fh if line.strip()]
+    if values and integer and not values[0].lstrip("-").isdigit():
+        values = values[1:]
+    if not integer:
+        return np.array(values, dtype=object)
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64)
+    except ValueError as exc:
+        raise DataError(f"{path}: user ids must be integers for this model: {exc}") from None
