@@ -112,7 +112,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             record["objective"] = record["objective_after_item"]
             record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))
             if test is not None:
-                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config)
+                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, copy=False)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
             history.append(record)
             log.info("iteration %d: objective %.6g, train RMSE %.4f%s, %.2f s + %.2f s", record["iteration"],
@@ -160,8 +160,11 @@ def _converged(history: list[dict[str, Any]], tol: float) -> bool:
     return (before - now) <= tol * abs(before)
 
 
-def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind: str, config: dict) -> ALSModel:
-    return ALSModel(kind, mu, ex.matrix("user").copy(), ex.matrix("item").copy(), user_ids, item_ids, config)
+def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind: str, config: dict,
+           copy: bool = True) -> ALSModel:
+    """The model of the executor's current matrices: views for scoring inside the loop, copies to keep."""
+    user, item = ex.matrix("user"), ex.matrix("item")
+    return ALSModel(kind, mu, user.copy() if copy else user, item.copy() if copy else item, user_ids, item_ids, config)
 
 
 def evaluate_on(model: ALSModel, ratings: Ratings) -> dict[str, float | int]:

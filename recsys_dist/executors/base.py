@@ -50,3 +50,16 @@ class Executor(Protocol):
     def __enter__(self) -> Executor: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class DriverMatrices:
+    """Factor matrices held as plain numpy arrays in the driver (in-process and Dask executors)."""
+
+    _matrices: dict[str, np.ndarray]
+
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        self._matrices[name] = np.zeros((n_rows, n_cols), np.float32)
+        return self._matrices[name]
+
+    def matrix(self, name: str) -> np.ndarray:
+        return self._matrices[name]

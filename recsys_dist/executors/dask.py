@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from recsys_dist.errors import ConfigError, FitError
-from recsys_dist.executors.base import Loader, Task
+from recsys_dist.executors.base import DriverMatrices, Loader, Task
 from recsys_dist.kernels.als import set_threads
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _describe(block) -> tuple[int, int, np.ndarray]:  # noqa: ANN001
     return block.lo, block.hi, block.row_counts()
 
 
-class DaskExecutor:
+class DaskExecutor(DriverMatrices):
     name = "dask"
 
     def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
@@ -95,13 +95,6 @@ class DaskExecutor:
         described = self.client.gather(self.client.map(_describe, futures, pure=False))
         self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
         return [counts for _, _, counts in described]
-
-    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
-        self._matrices[name] = np.zeros((n_rows, n_cols), np.float32)
-        return self._matrices[name]
-
-    def matrix(self, name: str) -> np.ndarray:
-        return self._matrices[name]
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:

@@ -6,10 +6,10 @@ from typing import Sequence
 
 import numpy as np
 
-from recsys_dist.executors.base import Loader, Task
+from recsys_dist.executors.base import DriverMatrices, Loader, Task
 
 
-class InProcessExecutor:
+class InProcessExecutor(DriverMatrices):
     name = "inprocess"
     n_workers = 1
 
@@ -21,13 +21,6 @@ class InProcessExecutor:
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
         self._blocks[side] = [loader(*a) for a in args]
         return [b.row_counts() for b in self._blocks[side]]
-
-    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
-        self._matrices[name] = np.zeros((n_rows, n_cols), np.float32)
-        return self._matrices[name]
-
-    def matrix(self, name: str) -> np.ndarray:
-        return self._matrices[name]
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:

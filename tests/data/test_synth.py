@@ -58,11 +58,10 @@ def test_synth_is_deterministic_by_seed_and_independent_of_blocks(tmp_path):
 
 @pytest.mark.parametrize("fmt, stars", [("ml-csv", "half"), ("ml-100k", "whole"), ("ml-1m", "whole")])
 def test_synth_raw_files_ingest_to_the_same_dataset(tmp_path, fmt, stars):
-    cfg = SynthConfig(**SMALL, stars=stars)
     synth(SynthConfig(**{**SMALL, "stars": stars}, out=str(tmp_path / "direct")))
     synth(SynthConfig(**{**SMALL, "stars": stars}, out=str(tmp_path / "raw"), format=fmt))
     m = ingest(IngestConfig(source=str(tmp_path / "raw"), out=str(tmp_path / "ingested")))
-    assert m["source"]["format"] == fmt and cfg.stars == stars
+    assert m["source"]["format"] == fmt
     direct, ingested = Dataset.open(tmp_path / "direct"), Dataset.open(tmp_path / "ingested")
     a, b = direct.read_all(), ingested.read_all()
     for field in ("user_idx", "item_idx", "rating", "timestamp"):
