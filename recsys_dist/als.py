@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from recsys_dist.blocking import InBlock
+from recsys_dist.blocking import InBlock, build_in_block
 from recsys_dist.errors import FitError
 from recsys_dist.hashing import normal
 from recsys_dist.kernels.als import set_threads, solve_in_block, solve_in_block_cg
@@ -45,6 +45,18 @@ def solve_block(block: InBlock, src: np.ndarray, prev: np.ndarray | None, mu: fl
         raise FitError(f"block {block.block_id}: the normal equations of row {block.lo + bad} are not positive "
                        "definite; increase model.reg or model.bias_reg")
     return rows, np.array([row_sse.sum(), block.nnz, time.perf_counter() - started], np.float64)
+
+
+def fold_in_rows(item_matrix: np.ndarray, rows: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray, n_rows: int,
+                 mu: float, reg: float, bias_reg: float, weighted: bool) -> np.ndarray:
+    """[n_rows, k+1] bias and factors of users 0..n_rows-1 from their ratings (``rows[j]`` rated item
+    ``item_idx[j]``) by one exact solve against the fixed item matrix: the very user half-step
+    of training, so a user folded in gets the row the full solver would give them."""
+    block = build_in_block(0, 0, n_rows, np.asarray(rows, np.int64), np.asarray(item_idx, np.int64),
+                           np.asarray(ratings, np.float32))
+    solved, _ = solve_block(block, np.ascontiguousarray(item_matrix, np.float32), None, mu, reg, bias_reg, weighted,
+                            0, 0)
+    return solved
 
 
 def init_matrix(seed: int, side: int, n_rows: int, rank: int) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""Batch jobs over a saved model: evaluate (rating and ranking metrics) and score (top-K to Parquet)."""
+"""Batch jobs over a saved model: evaluate (rating and ranking metrics) and score (top-K to Parquet).
+
+Top-K for many users is a map over user blocks on the configured engine: each task holds
+its block's training ratings (the items not to recommend again), takes the broadcast item
+matrix and its own users' rows, and returns only K items and scores per user. The full
+users x items score matrix exists nowhere; the driver writes or reduces the small results.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,49 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_model, write_json
-from recsys_dist.config import EvaluateConfig, ScoreConfig
+from recsys_dist.config import EngineConfig, EvaluateConfig, FilterConfig, ScoreConfig
+from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
-from recsys_dist.data.recommendations import RecommendationWriter, read_user_ids
+from recsys_dist.data.item_filters import item_mask
+from recsys_dist.data.recommendations import RecommendationWriter, read_ids
 from recsys_dist.errors import DataError
 from recsys_dist.evaluate import ranking_metrics, rating_metrics
+from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
-from recsys_dist.recommend import top_k
+from recsys_dist.recommend import score_block, top_k
+
+BlockResult = tuple[np.ndarray, np.ndarray, np.ndarray]  # user indices, items [n, k], scores [n, k]
 
 
-def run_evaluation(cfg: EvaluateConfig) -> dict[str, Any]:
+def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
+    """The model's training data (``train_url``, else the one the model records), checked to match its id maps."""
+    url = train_url or model.config.get("train_data", "")
+    if not url:
+        raise DataError(f"{model_url}: the model does not record its training data; pass --train")
+    train = Dataset.open(url)
+    if (train.n_users, train.n_items) != (len(model.user_ids_), len(model.item_ids_)):
+        raise DataError(f"{url}: not the training data of {model_url} ({train.n_users} users and {train.n_items} "
+                        f"items, the model has {len(model.user_ids_)} and {len(model.item_ids_)})")
+    return train
+
+
+def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, allowed: np.ndarray | None,
+                wanted: np.ndarray | None, block_users: int) -> list[BlockResult]:
+    """Top-k of the ``wanted`` users (all when None) without their training items, block by block on the engine."""
+    with make_executor(engine) as ex:
+        n_users = len(model.user_ids_)
+        n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
+        args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
+        ex.load_blocks("user", load_user_block, args)
+        ex.new_matrix("user", *model.user_matrix_.shape)[...] = model.user_matrix_
+        ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.item_matrix_
+        return ex.map_blocks("user", score_block, "item", "user",
+                             (float(model.mu_), k, allowed, wanted, ex.task_threads))
+
+
+def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -> dict[str, Any]:
     """Rating and ranking metrics of a saved model on a dataset, matched through original ids."""
     if not cfg.model or not cfg.data:
         raise DataError("evaluate needs --model DIR and --data DATASET")
@@ -32,70 +70,70 @@ def run_evaluation(cfg: EvaluateConfig) -> dict[str, Any]:
     result.update(model=str(cfg.model), data=str(cfg.data), cold_policy=cfg.cold, cold_ratings=int(cold.sum()),
                   unknown_users=int(len(np.unique(ratings.user_idx[users < 0]))),
                   unknown_items=int(len(np.unique(ratings.item_idx[items < 0]))))
-    result["ranking"] = _ranking(model, users, items, ratings.rating, cfg)
+    result["ranking"] = _ranking(model, users, items, ratings.rating, cfg, engine)
     if cfg.out:
         write_json(cfg.out, "metrics.json", result)
     return result
 
 
-def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.ndarray,
-             cfg: EvaluateConfig) -> dict[str, Any]:
+def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.ndarray, cfg: EvaluateConfig,
+             engine: EngineConfig) -> dict[str, Any]:
     """Top-K over all items but each user's training items, scored against the relevant test items."""
     relevant = (rating >= cfg.relevance) & (users >= 0) & (items >= 0)
     order = np.lexsort((items[relevant], users[relevant]))
     rel_users, rel_items = users[relevant][order], items[relevant][order]
     evaluated, starts = np.unique(rel_users, return_index=True)
     relevant_lists = np.split(rel_items, starts[1:]) if len(evaluated) else []
-    train_url = cfg.train or model.config.get("train_data", "")
-    if not train_url:
-        raise DataError(f"{cfg.model}: the model does not record its training data; pass --train to exclude it")
-    train = Dataset.open(train_url)
-    seen = train.read_all()
-    if len(train.user_index()) != len(model.user_ids_):
-        raise DataError(f"{train_url}: not the training data of {cfg.model} (different user id map)")
-    by_user = np.argsort(seen.user_idx, kind="stable")
-    bounds = np.searchsorted(seen.user_idx[by_user], np.stack([evaluated, evaluated + 1]))
-    exclude = [seen.item_idx[by_user[a:b]] for a, b in zip(*bounds)]
-    recommended, _ = top_k(model.user_matrix_, model.item_matrix_, model.mu_, evaluated, max(cfg.k), exclude)
+    train = training_data(model, cfg.model, cfg.train)
+    wanted = np.zeros(len(model.user_ids_), bool)
+    wanted[evaluated] = True
+    blocks = block_top_k(model, train, engine, max(cfg.k), None, wanted, ScoreConfig().block_users)
+    got_users = np.concatenate([b[0] for b in blocks])
+    assert np.array_equal(got_users, evaluated), "blocks returned other users than asked"
+    recommended = np.concatenate([b[1] for b in blocks]) if blocks else np.empty((0, max(cfg.k)), np.int32)
     metrics = ranking_metrics(recommended, relevant_lists, sorted(set(cfg.k)), len(model.item_ids_))
     return {"relevance": cfg.relevance, "users": int(len(evaluated)), "at": metrics}
 
 
-def run_scoring(cfg: ScoreConfig) -> dict[str, Any]:
-    """Top-K for every (or every listed) user, written block by block and published atomically."""
+def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
+                rules: FilterConfig = FilterConfig()) -> dict[str, Any]:
+    """Top-K for every (or every listed) user, one Parquet part per user block, published atomically."""
     if not cfg.model or not cfg.out:
         raise DataError("score needs --model DIR and --out URL")
     model = load_model(cfg.model)
-    train_url = cfg.train or model.config.get("train_data", "")
-    if not train_url:
-        raise DataError(f"{cfg.model}: the model does not record its training data; pass --train")
-    train = Dataset.open(train_url)
-    if len(train.user_index()) != len(model.user_ids_):
-        raise DataError(f"{train_url}: not the training data of {cfg.model} (different user id map)")
-    user_ids = read_user_ids(cfg.users, integer=model.user_ids_.dtype.kind in "iu") if cfg.users else model.user_ids_
-    user_idx = model.user_index(user_ids)
-    seen = train.read_all()
-    by_user = np.argsort(seen.user_idx, kind="stable")
+    train = training_data(model, cfg.model, cfg.train)
+    allowed = item_mask(train, model.item_ids_, rules)
+    wanted, unknown = None, np.empty(0, model.user_ids_.dtype)
+    if cfg.users:
+        listed = read_ids(cfg.users, model.user_ids_.dtype.kind in "iu", "user")
+        idx = model.user_index(listed)
+        wanted = np.zeros(len(model.user_ids_), bool)
+        wanted[idx[idx >= 0]] = True
+        unknown = pd.unique(listed[idx < 0])
     titles = train.read_items()["title"].to_numpy(dtype=object)
+    blocks = [(model.user_ids_[users], items, scores)
+              for users, items, scores in block_top_k(model, train, engine, cfg.k, allowed, wanted, cfg.block_users)]
+    if len(unknown):  # users the model has never seen: the best items by mu + b_i, one extra part
+        items, scores = top_k(model.user_matrix_, model.item_matrix_, model.mu_, np.full(len(unknown), -1), cfg.k,
+                              None, allowed)
+        blocks.append((unknown, items, scores))
     writer = RecommendationWriter(cfg.out)
     try:
-        for block, lo in enumerate(range(0, len(user_ids), cfg.block_users)):
-            idx = user_idx[lo:lo + cfg.block_users]
-            bounds = np.searchsorted(seen.user_idx[by_user], np.stack([idx, idx + 1]))
-            exclude = [seen.item_idx[by_user[a:b]] if u >= 0 else np.empty(0, np.int32)
-                       for u, a, b in zip(idx, *bounds)]
-            items, scores = top_k(model.user_matrix_, model.item_matrix_, model.mu_, idx, cfg.k, exclude)
+        for block, (user_ids, items, scores) in enumerate(blocks):
+            if not len(user_ids):
+                continue
             filled = items >= 0
             rows = np.nonzero(filled)
             writer.write_block(block, pd.DataFrame({
-                "user_id": np.asarray(user_ids[lo:lo + cfg.block_users])[rows[0]],
+                "user_id": np.asarray(user_ids)[rows[0]],
                 "rank": (rows[1] + 1).astype(np.int16),
                 "item_id": model.item_ids_[items[filled]],
                 "score": scores[filled],
                 "title": titles[items[filled]],
             }))
-        return writer.publish({"model": str(cfg.model), "k": cfg.k, "users": int(len(user_ids)),
-                               "unknown_users": int(np.sum(user_idx < 0))})
+        n_users = int(sum(len(b[0]) for b in blocks))
+        return writer.publish({"model": str(cfg.model), "k": cfg.k, "users": n_users,
+                               "unknown_users": int(len(unknown))})
     except BaseException:
         writer.abort()
         raise

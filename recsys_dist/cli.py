@@ -20,7 +20,21 @@ from recsys_dist.errors import ConfigError, RecsysError
 
 log = logging.getLogger("recsys_dist")
 
-# job -> [(flag, "section.key", type, help)]; nargs "+" for list-valued keys.
+ENGINE_FLAGS = [
+    ("--engine", "engine.name", str, "inprocess, shm or dask"),
+    ("--scheduler", "engine.scheduler", str, "dask: 'local' or a scheduler address tcp://host:8786"),
+    ("--workers", "engine.workers", int, "shm processes or LocalCluster workers"),
+    ("--threads", "engine.threads", int, "kernel threads per task (0: cores / workers)"),
+]
+FILTER_FLAGS = [
+    ("--allow", "filter.allow", str, "file of the only item ids that may be recommended"),
+    ("--deny", "filter.deny", str, "file of item ids never recommended"),
+    ("--genres", "filter.genres", str, "GENRE [GENRE ...]: only items of at least one of these genres"),
+    ("--min-ratings", "filter.min_ratings", int, "only items with at least this many training ratings"),
+]
+LIST_KEYS = ("ingest.scale", "evaluate.k", "filter.genres")
+
+# job -> [(flag, "section.key", type, help)]; nargs "+" for LIST_KEYS.
 FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
     "ingest": [
         ("--source", "ingest.source", str, "folder, .zip, file, fsspec URL or shorthand (ml-100k, ml-25m, ...)"),
@@ -68,10 +82,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--train", "train.train", str, "training dataset (SPLITDIR/train)"),
         ("--test", "train.test", str, "test dataset scored every iteration (SPLITDIR/test)"),
         ("--out", "train.out", str, "model directory (path or fsspec URL)"),
-        ("--engine", "engine.name", str, "inprocess, shm or dask"),
-        ("--scheduler", "engine.scheduler", str, "dask: 'local' or a scheduler address tcp://host:8786"),
-        ("--workers", "engine.workers", int, "shm processes or LocalCluster workers"),
-        ("--threads", "engine.threads", int, "kernel threads per task (0: cores / workers)"),
+        *ENGINE_FLAGS,
         ("--iterations", "model.n_iter", int, "number of ALS iterations"),
         ("--checkpoint-every", "train.checkpoint_every", int, "checkpoint every N iterations"),
     ],
@@ -83,6 +94,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--relevance", "evaluate.relevance", float, "test ratings at or above this are relevant"),
         ("--train", "evaluate.train", str, "training data to exclude (default: the model's)"),
         ("--cold", "evaluate.cold", str, "unknown users/items: bias (predict from biases) or exclude"),
+        *ENGINE_FLAGS,
     ],
     "score": [
         ("--model", "score.model", str, "model directory"),
@@ -90,16 +102,30 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--k", "score.k", int, "recommendations per user"),
         ("--users", "score.users", str, "file of user ids (default: every user of the model)"),
         ("--train", "score.train", str, "training data to exclude (default: the model's)"),
+        *ENGINE_FLAGS,
+        *FILTER_FLAGS,
+    ],
+    "recommend": [
+        ("--model", "recommend.model", str, "model directory"),
+        ("--user", "recommend.user", str, "the user's original id"),
+        ("--k", "recommend.k", int, "number of recommendations"),
+        ("--explain", "recommend.explain", int, "rated items shown as the reason for each (0: none)"),
+        ("--cold-start", "recommend.cold_start", str, "unknown user: none (an error) or popular"),
+        ("--fold-in", "recommend.fold_in", str, "ratings file (user_id,item_id,rating) folded in first"),
+        ("--train", "recommend.train", str, "training data (default: the model's)"),
+        *FILTER_FLAGS,
+    ],
+    "fold-in": [
+        ("--model", "foldin.model", str, "model directory to start from (unchanged)"),
+        ("--ratings", "foldin.ratings", str, "ratings file of the users to fold in (user_id,item_id,rating)"),
+        ("--out", "foldin.out", str, "directory of the updated model"),
     ],
     "bench": [
         ("--shape", "bench.shape", str, "generated shape: ml-100k, ml-1m, ml-25m or ml-32m"),
         ("--data", "bench.data", str, "benchmark on this dataset or split directory instead"),
         ("--rank", "model.rank", int, "rank k"),
         ("--iterations", "model.n_iter", int, "iterations (the first is reported apart: it may compile)"),
-        ("--engine", "engine.name", str, "inprocess, shm or dask"),
-        ("--scheduler", "engine.scheduler", str, "dask: 'local' or a scheduler address"),
-        ("--workers", "engine.workers", int, "shm processes or LocalCluster workers"),
-        ("--threads", "engine.threads", int, "kernel threads per task (0: cores / workers)"),
+        *ENGINE_FLAGS,
         ("--work-dir", "bench.work_dir", str, "cache of generated data and splits"),
         ("--out", "bench.out", str, "JSON-lines file to append the figures to"),
     ],
@@ -114,8 +140,10 @@ DESCRIPTIONS = {
     "synth": "generate MovieLens-shaped synthetic data",
     "split": "split a dataset into train/test(/cold)",
     "train": "train a model (ALS with biases, bias-only or global mean)",
-    "evaluate": "RMSE and MAE of a saved model on a dataset",
+    "evaluate": "rating (RMSE, MAE) and ranking (precision, recall, NDCG, ...) metrics of a saved model",
     "score": "top-K recommendations for every user, as Parquet published with _SUCCESS",
+    "recommend": "the top-K items for one user, each with the rated items that explain it",
+    "fold-in": "add or update users from their ratings against the fixed item factors, without retraining",
     "bench": "benchmark ALS iterations against this machine's matmul rate",
     "run": "the main job: data -> split -> train -> evaluate (default: synthetic ml-100k shape)",
 }
@@ -133,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--resume", dest="train.resume", action="store_const", const=True, default=None,
                            help="continue from the last checkpoint in --out")
         for flag, key, kind, text in flags:
-            nargs = "+" if key in ("ingest.scale", "evaluate.k") else None
+            nargs = "+" if key in LIST_KEYS else None
             p.add_argument(flag, dest=key, type=kind, nargs=nargs, default=None, help=text)
     return parser
 
@@ -210,7 +238,7 @@ def _run_train(cfg: JobConfig) -> None:
 def _run_evaluate(cfg: JobConfig) -> None:
     from recsys_dist.batch import run_evaluation
 
-    m = run_evaluation(cfg.evaluate)
+    m = run_evaluation(cfg.evaluate, cfg.engine)
     log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
              "items; policy %s)", m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["cold_ratings"],
              m["unknown_users"], m["unknown_items"], m["cold_policy"])
@@ -225,9 +253,33 @@ def _run_evaluate(cfg: JobConfig) -> None:
 def _run_score(cfg: JobConfig) -> None:
     from recsys_dist.batch import run_scoring
 
-    m = run_scoring(cfg.score)
+    m = run_scoring(cfg.score, cfg.engine, cfg.filter)
     log.info("score: %d recommendations for %d users (%d unknown: popular items) -> %s (%s)",
              m["rows"], m["users"], m["unknown_users"], cfg.score.out, m["run"])
+
+
+def _run_recommend(cfg: JobConfig) -> None:
+    from recsys_dist.user_jobs import run_recommend
+
+    r = run_recommend(cfg.recommend, cfg.filter)
+    if not r["known"]:
+        log.info("user %s is not in the model: %s", r["user"], r["cold_start"])
+    else:
+        log.info("user %s (%d rated items): top %d", r["user"], r["rated"], len(r["items"]))
+    for item in r["items"]:
+        score = f"{item['score']:.2f}" if item["score"] is not None else "    "
+        print(f"{item['rank']:>3}. {score}  {item['title'] or item['item_id']}")
+        if item["because"]:
+            reasons = "; ".join(f"{b['title'] or b['item_id']} ({b['rating']:g})" for b in item["because"])
+            print(f"       because you rated {reasons}")
+
+
+def _run_fold_in(cfg: JobConfig) -> None:
+    from recsys_dist.user_jobs import run_fold_in
+
+    r = run_fold_in(cfg.foldin)
+    log.info("fold-in: %d users (%d new) from %d ratings (%d of unknown items ignored) in %.1f ms -> %s",
+             r["users"], r["new_users"], r["ratings"], r["unknown_item_ratings"], 1000 * r["seconds"], r["out"])
 
 
 def _run_bench(cfg: JobConfig) -> None:
@@ -266,7 +318,8 @@ def _run_pipeline(cfg: JobConfig) -> None:
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
     "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "train": _run_train,
-    "evaluate": _run_evaluate, "bench": _run_bench, "score": _run_score, "run": _run_pipeline,
+    "evaluate": _run_evaluate, "bench": _run_bench, "score": _run_score, "recommend": _run_recommend,
+    "fold-in": _run_fold_in, "run": _run_pipeline,
 }
 
 

@@ -280,11 +280,63 @@ class ScoreConfig:
     train: str = ""
     """Training data whose items are not recommended again; "" uses the model's record."""
     block_users: int = 20_000
-    """Users scored and written per part."""
+    """Users scored and written per part (at least two parts per engine worker)."""
 
     def validate(self) -> None:
         _at_least("score.k", self.k, 1)
         _at_least("score.block_users", self.block_users, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    """Which items may be recommended (score and recommend jobs); every rule must pass."""
+
+    allow: str = ""
+    """File of item ids that alone may be recommended (one per line; a header is skipped)."""
+    deny: str = ""
+    """File of item ids never recommended."""
+    genres: list[str] = field(default_factory=list)
+    """Only items with at least one of these genres (names as in the dataset, any case)."""
+    min_ratings: int = 0
+    """Only items with at least this many training ratings."""
+
+    def validate(self) -> None:
+        _at_least("filter.min_ratings", self.min_ratings, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendConfig:
+    model: str = ""
+    """Model directory written by train."""
+    user: str = ""
+    """The original id of the user to recommend for."""
+    k: int = 10
+    explain: int = 3
+    """Rated items shown as the reason for each recommendation (0: none)."""
+    cold_start: str = "none"
+    """A user the model does not know: ``none`` (an error) or ``popular`` (popular, well-rated items)."""
+    fold_in: str = ""
+    """Ratings file (user_id,item_id,rating) of new or updated users, folded in before recommending."""
+    train: str = ""
+    """Training data (the user's rated items); "" uses the model's record."""
+
+    def validate(self) -> None:
+        _at_least("recommend.k", self.k, 1)
+        _at_least("recommend.explain", self.explain, 0)
+        _choice("recommend.cold_start", self.cold_start, ("none", "popular"))
+
+
+@dataclass(frozen=True, slots=True)
+class FoldInConfig:
+    model: str = ""
+    """Model directory to start from (left unchanged)."""
+    ratings: str = ""
+    """Ratings file (user_id,item_id,rating) of the users to fold in, in any ingest format."""
+    out: str = ""
+    """Directory of the updated model."""
+
+    def validate(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +367,9 @@ class JobConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    foldin: FoldInConfig = field(default_factory=FoldInConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from recsys_dist.errors import DataError
+from recsys_dist.als import fold_in_rows
 from recsys_dist.kernels.als import predict_pairs
 from recsys_dist.recommend import similar, top_k
 
@@ -91,6 +92,33 @@ class ALSModel:
             raise DataError(f"unknown item id {missing!r}: it has no factors in this model")
         found, scores = similar(self.item_matrix_, idx, k)
         return self._item_ids_of(found), scores
+
+    def fold_in(self, user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray) -> ALSModel:
+        """A model with these users' bias and factors solved from the given ratings against the fixed
+        item factors (no retraining): new users are added, known users' rows replaced from exactly the
+        ratings given. Ratings of items the model does not know are ignored (they have no factors).
+        The training regularization is reused, so a user's row equals what a training half-step gives."""
+        user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
+        ratings = np.asarray(ratings, np.float64)
+        if not len(user_ids) == len(item_ids) == len(ratings):
+            raise DataError(f"fold-in: {len(user_ids)} users, {len(item_ids)} items and {len(ratings)} ratings")
+        items = self.item_index(item_ids)
+        known = items >= 0
+        users, rows = np.unique(user_ids[known], return_inverse=True)
+        settings = self.config.get("model", {})
+        weighted = self.kind == "als" and settings.get("reg_mode", "weighted") == "weighted"
+        if self.kind == "mean":
+            solved = np.zeros((len(users), 1), np.float32)
+        else:
+            solved = fold_in_rows(self.item_matrix_, rows, items[known], ratings[known], len(users), float(self.mu_),
+                                  float(settings.get("reg", 0.1)), float(settings.get("bias_reg", 0.1)), weighted)
+        all_ids = np.union1d(self.user_ids_, users) if self.user_ids_.dtype.kind != "O" else \
+            np.array(sorted(set(self.user_ids_.tolist()) | set(users.tolist())), dtype=object)
+        matrix = np.zeros((len(all_ids), self.user_matrix_.shape[1]), np.float32)
+        matrix[_lookup(all_ids, self.user_ids_)] = self.user_matrix_
+        matrix[_lookup(all_ids, users)] = solved
+        return ALSModel(self.kind, self.mu_, matrix, self.item_matrix_, all_ids, self.item_ids_,
+                        {**self.config, "folded_in_users": int(len(users))})
 
     def _item_mask(self, items: np.ndarray | None, deny: np.ndarray | None) -> np.ndarray | None:
         if items is None and deny is None:

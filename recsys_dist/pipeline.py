@@ -57,5 +57,5 @@ def run_pipeline(cfg: JobConfig) -> dict[str, Any]:
                                     out=str(model_dir))
     results["train"] = run_training(dataclasses.replace(cfg, train=train_cfg))
     results["evaluate"] = run_evaluation(EvaluateConfig(model=str(model_dir), data=str(split_dir / "test"),
-                                                        out=str(out / "evaluation")))
+                                                        out=str(out / "evaluation")), cfg.engine)
     return results

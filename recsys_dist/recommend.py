@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys_dist.blocking import InBlock
+from recsys_dist.kernels.als import set_threads
 from recsys_dist.kernels.topk import topk_rows
 
 
@@ -38,6 +40,29 @@ def top_k(user_matrix: np.ndarray, item_matrix: np.ndarray, mu: float, user_idx:
     query_bias[known] += user_matrix[user_idx[known], -1]
     return _select(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias,
                    item_matrix[:, -1].astype(np.float64), k, exclude, allowed)
+
+
+def score_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
+                allowed: np.ndarray | None, wanted: np.ndarray | None,
+                threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Executor task: top-k for the users of one block (those ``wanted[u]`` marks; all when None),
+    never returning an item the user rated in the block. Returns (user indices int64[n], items
+    int32[n, k], scores float32[n, k]); only this block's results travel back."""
+    set_threads(threads)
+    counts = np.diff(block.indptr)
+    keep = np.ones(block.hi - block.lo, bool) if wanted is None else np.asarray(wanted[block.lo:block.hi], bool)
+    users = np.flatnonzero(keep)
+    indptr = np.zeros(len(users) + 1, np.int64)
+    np.cumsum(counts[users], out=indptr[1:])
+    indices = block.indices if keep.all() else block.indices[np.repeat(keep, counts)]
+    rows = user_rows[users]
+    allowed = np.ones(len(item_matrix), np.bool_) if allowed is None else np.asarray(allowed, np.bool_)
+    items = np.empty((len(users), k), np.int32)
+    scores = np.empty((len(users), k), np.float32)
+    topk_rows(np.ascontiguousarray(rows[:, :-1], np.float32), np.ascontiguousarray(item_matrix[:, :-1]),
+              mu + rows[:, -1].astype(np.float64), item_matrix[:, -1].astype(np.float64), allowed, indptr,
+              np.ascontiguousarray(indices, np.int32), k, items, scores)
+    return users + block.lo, items, scores
 
 
 def similar(item_matrix: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -55,7 +55,7 @@ def test_cli_every_job_has_help_and_a_script():
     from recsys_dist.cli import FLAGS
 
     for job in FLAGS:
-        assert (ROOT / "jobs" / f"{job}.py").exists()
+        assert (ROOT / "jobs" / f"{job.replace('-', '_')}.py").exists()
         proc = run_cli(job, "--help")
         assert proc.returncode == 0 and "--config" in proc.stdout and "--set" in proc.stdout
 

@@ -10,9 +10,11 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_dist.errors": 0, "recsys_dist.config": 0, "recsys_dist.config_fields": 0, "recsys_dist.executors.base": 0,
     "recsys_dist.kernels": 1, "recsys_dist.blocking": 1,
     "recsys_dist.als": 2, "recsys_dist.model": 2, "recsys_dist.recommend": 2, "recsys_dist.evaluate": 2,
+    "recsys_dist.explain": 2,
     "recsys_dist.data": 3, "recsys_dist.checkpoint": 3,
     "recsys_dist.executors": 4,
     "recsys_dist.train": 5, "recsys_dist.pipeline": 5, "recsys_dist.bench": 5, "recsys_dist.batch": 5,
+    "recsys_dist.user_jobs": 5,
     "recsys_dist.cli": 6, "recsys_dist.__main__": 7, "recsys_dist": 0,
 }
 ONLY_IN = {"numba": ("recsys_dist.kernels",), "distributed": ("recsys_dist.executors.dask",),

@@ -86,3 +86,42 @@ def test_score_to_memory_url_and_a_listed_subset_of_users(model_dir, tmp_path):
     assert sorted(set(recs.user_id)) == [1, 5, 99999] and marker["unknown_users"] == 1
     with pytest.raises(DataError, match="no _SUCCESS"):
         read_recommendations(f"memory://recs/{uuid.uuid4().hex}")
+
+
+@pytest.mark.parametrize("engine", [EngineConfig(name="shm", workers=2),
+                                    pytest.param(EngineConfig(name="dask", workers=2), marks=pytest.mark.dask)],
+                         ids=["shm", "dask"])
+def test_score_gives_the_same_recommendations_on_every_engine(model_dir, tmp_path, engine):
+    reference, other = str(tmp_path / "a"), str(tmp_path / "b")
+    run_scoring(ScoreConfig(model=str(model_dir), out=reference, k=10, block_users=50))
+    run_scoring(ScoreConfig(model=str(model_dir), out=other, k=10, block_users=50), engine)
+    key = ["user_id", "rank"]
+    a = read_recommendations(reference).sort_values(key, ignore_index=True)
+    b = read_recommendations(other).sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_score_filters_by_genre_popularity_and_lists(model_dir, small_split, tmp_path):
+    from recsys_dist.config import FilterConfig
+
+    train = Dataset.open(small_split / "train")
+    items = train.read_items()
+    genre = train.manifest["genres"][0]
+    counts = train.item_counts()
+    (tmp_path / "deny.txt").write_text("\n".join(str(i) for i in items.item_id[:20]) + "\n")
+    rules = FilterConfig(genres=[genre.upper()], min_ratings=int(np.median(counts)), deny=str(tmp_path / "deny.txt"))
+    run_scoring(ScoreConfig(model=str(model_dir), out=str(tmp_path / "r"), k=5), rules=rules)
+    recs = read_recommendations(str(tmp_path / "r"))
+    passing = {iid for iid, gs, n in zip(items.item_id, items.genres, counts)
+               if genre in gs and n >= np.median(counts)} - set(items.item_id[:20])
+    model = load_model(str(model_dir))
+    r = train.read_all()
+    left = [len(passing - set(model.item_ids_[r.item_idx[r.user_idx == u]].tolist())) for u in range(300)]
+    assert set(recs.item_id) <= passing and len(recs) == sum(min(5, n) for n in left) > 4 * 300
+    user = model.user_ids_[11]
+    seen = model.item_ids_[train.read_user_range(11, 12).item_idx]
+    want, _ = model.recommend([user], k=5, exclude=[seen], items=np.array(sorted(passing)))
+    assert recs[recs.user_id == user].sort_values("rank").item_id.tolist() == want[0].tolist()
+    with pytest.raises(DataError, match="Nonesuch not in .*its genres: "):
+        run_scoring(ScoreConfig(model=str(model_dir), out=str(tmp_path / "x"), k=5),
+                    rules=FilterConfig(genres=["Nonesuch"]))

@@ -260,6 +260,18 @@ class Dataset:
             parts.append(part.take(np.flatnonzero(keep)))
         return Ratings.concat(parts)
 
+    def item_counts(self, at_least: float | None = None) -> np.ndarray:
+        """Ratings per item (only those >= ``at_least`` when given), reading two columns a block at a time."""
+        counts = np.zeros(self.n_items, np.int64)
+        for entry in self.manifest["blocks"]:
+            with self.open_file(entry["path"]) as fh:
+                table = pq.read_table(fh, columns=["item_idx", "rating"])
+            items = table.column("item_idx").to_numpy()
+            if at_least is not None:
+                items = items[table.column("rating").to_numpy() >= at_least]
+            counts += np.bincount(items, minlength=self.n_items)
+        return counts
+
     def read_all(self) -> Ratings:
         return Ratings.concat([r for _, r in self.iter_blocks()])
 

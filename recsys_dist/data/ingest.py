@@ -203,3 +203,15 @@ def _item_frame(items: IdIndex, meta: pd.DataFrame | None) -> tuple[pd.DataFrame
     merged["genres"] = [g if isinstance(g, list) else [] for g in merged["genres"]]
     unrated = int((~meta["item_id"].isin(items.ids)).sum())
     return merged[["item_idx", *ITEM_COLUMNS]], int(missing.sum()), unrated
+
+
+def read_raw_ratings(spec: str, cfg: IngestConfig = IngestConfig()) -> RawChunk:
+    """A small ratings file (fold-in input, a test file) read whole, with raw ids, in any ingest format;
+    bad lines raise DataError naming the file and line as in ingest."""
+    source = resolve_source(spec, cfg.cache_dir or None)
+    generic = generic_layout(cfg.user_col, cfg.item_col, cfg.rating_col, "", cfg.delimiter, cfg.id_type,
+                             parquet=cfg.format == "parquet")
+    fmt = detect_format(source, cfg.format, generic)
+    chunks = list(iter_rating_chunks(source, fmt.ratings_file, fmt.layout, RatingScale(*cfg.scale) if cfg.scale else None))
+    return RawChunk(*(np.concatenate([getattr(c, f) for c in chunks]) for f in ("user", "item", "rating", "timestamp")),
+                    first_line=chunks[0].first_line)

@@ -80,10 +80,13 @@ def read_recommendations(url: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def read_user_ids(path: str, integer: bool) -> np.ndarray:
-    """User ids from a text or CSV file (first column, one per line; a header line is skipped)."""
-    with fsspec.open(path, "rt") as fh:
-        values = [line.strip().split(",")[0] for line in fh if line.strip()]
+def read_ids(path: str, integer: bool, what: str) -> np.ndarray:
+    """Ids from a text or CSV file (first column, one per line; a header line is skipped)."""
+    try:
+        with fsspec.open(path, "rt") as fh:
+            values = [line.strip().split(",")[0] for line in fh if line.strip()]
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file of {what} ids") from None
     if values and integer and not values[0].lstrip("-").isdigit():
         values = values[1:]
     if not integer:
@@ -91,4 +94,4 @@ def read_user_ids(path: str, integer: bool) -> np.ndarray:
     try:
         return np.array([int(v) for v in values], dtype=np.int64)
     except ValueError as exc:
-        raise DataError(f"{path}: user ids must be integers for this model: {exc}") from None
+        raise DataError(f"{path}: {what} ids must be integers for this model: {exc}") from None

@@ -13,6 +13,11 @@ available to every task (the broadcast), run ``task(block, src_matrix, prev, *pa
 of ``out`` when ``with_prev`` is set (a warm start), else None -- write each block's
 ``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
 order for the driver to reduce.
+
+``map_blocks(side, task, src, rows, params)`` is the read-only twin used by scoring and
+evaluation: the same broadcast of ``src``, ``task(block, src_matrix, own_rows, *params)``
+for each resident block -- ``own_rows`` is the block's rows of matrix ``rows`` (or None) --
+and the tasks' (small) results returned in block order. Nothing is written.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class Executor(Protocol):
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]: ...
+
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+                   params: tuple) -> list[Any]: ...
 
     def describe(self) -> str:
         """One line for logs: engine, workers, addresses."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -26,13 +26,23 @@ from recsys_dist.kernels.als import set_threads
 log = logging.getLogger(__name__)
 
 
-def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int]):  # noqa: ANN001, ANN202
+def _size_threads(threads: dict[str, int]) -> None:
     if threads:
         from distributed import get_worker
 
         set_threads(threads.get(get_worker().address, 1))
+
+
+def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int]):  # noqa: ANN001, ANN202
+    _size_threads(threads)
     rows, stats = task(block, src, prev, *params)
     return block.lo, block.hi, rows, stats
+
+
+def _map_remote(task: Callable[..., Any], block, src: np.ndarray, rows, params: tuple,  # noqa: ANN001
+                threads: dict[str, int]) -> Any:
+    _size_threads(threads)
+    return task(block, src, rows, *params)
 
 
 def _cores() -> int:
@@ -98,6 +108,22 @@ class DaskExecutor(DriverMatrices):
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
+        # a warm start sends each block its current rows: one more copy of ``out`` per half-step
+        results = self._run_blocks(side, _solve_remote, task, src, out if with_prev else None, params,
+                                   f"{side} half-step")
+        stats = []
+        for lo, hi, rows, block_stats in results:
+            self._matrices[out][lo:hi] = rows
+            stats.append(block_stats)
+        return stats
+
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+                   params: tuple) -> list[Any]:
+        return self._run_blocks(side, _map_remote, task, src, rows, params, f"map over the {side} blocks")
+
+    def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str,
+                    rows: str | None, params: tuple, what: str) -> list[Any]:
+        """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, retried on loss."""
         bounds = self._bounds[side]
         for attempt in range(self.retries + 1):
             # every worker gets the fixed matrix once; should the memory manager drop a replica, a
@@ -105,28 +131,22 @@ class DaskExecutor(DriverMatrices):
             src_future = self.client.scatter(self._matrices[src], hash=False, broadcast=True)
             # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
             holders = self.client.who_has(self._blocks[side])
-            # a warm start sends each block its current rows: one more copy of ``out`` per half-step
-            prevs = [self._matrices[out][lo:hi] if with_prev else None for lo, hi in bounds]
-            futures = [self.client.submit(_solve_remote, task, block, src_future, prev, params, self._threads,
+            own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
+            futures = [self.client.submit(runner, task, block, src_future, block_rows, params, self._threads,
                                           pure=False, workers=list(holders.get(block.key, ())) or None,
                                           allow_other_workers=True)
-                       for block, prev in zip(self._blocks[side], prevs)]
+                       for block, block_rows in zip(self._blocks[side], own)]
             try:
-                results = self.client.gather(futures)
-                break
+                return self.client.gather(futures)
             except FitError:
                 raise
             except Exception as exc:  # a lost worker or a lost scatter: scatter again and retry
                 if attempt == self.retries:
-                    raise FitError(f"{side} half-step failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
-                log.warning("%s half-step failed (%r); retrying", side, exc)
+                    raise FitError(f"{what} failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
+                log.warning("%s failed (%r); retrying", what, exc)
             finally:
                 self.client.cancel([src_future])
-        stats = []
-        for lo, hi, rows, block_stats in results:
-            self._matrices[out][lo:hi] = rows
-            stats.append(block_stats)
-        return stats
+        raise AssertionError("unreachable")
 
     def describe(self) -> str:
         where = "LocalCluster" if self.cluster is not None else self.client.scheduler.address

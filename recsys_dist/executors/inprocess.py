@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,6 +31,11 @@ class InProcessExecutor(DriverMatrices):
             self._matrices[out][block.lo:block.hi] = rows
             stats.append(block_stats)
         return stats
+
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+                   params: tuple) -> list[Any]:
+        return [task(block, self._matrices[src], None if rows is None else self._matrices[rows][block.lo:block.hi],
+                     *params) for block in self._blocks[side]]
 
     def describe(self) -> str:
         return f"inprocess ({self.task_threads or 'all'} kernel threads)"

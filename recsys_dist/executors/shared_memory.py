@@ -14,7 +14,7 @@ import multiprocessing as mp
 import uuid
 from dataclasses import dataclass
 from multiprocessing import shared_memory
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -78,6 +78,12 @@ def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, pa
     return stats
 
 
+def _map_in_worker(task: Callable[..., Any], ref: BlockRef, src: ArrayRef, rows: ArrayRef | None,
+                   params: tuple) -> Any:
+    block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
+    return task(block, _view(src), None if rows is None else _view(rows)[ref.lo:ref.hi], *params)
+
+
 class SharedMemoryExecutor:
     name = "shm"
 
@@ -108,12 +114,21 @@ class SharedMemoryExecutor:
               with_prev: bool = False) -> list[np.ndarray]:
         src_ref, out_ref = self._matrices[src][0], self._matrices[out][0]
         jobs = [(task, ref, src_ref, out_ref, params, with_prev) for ref in self._blocks[side]]
+        return self._run(_solve_in_worker, jobs, f"the {side} half-step")
+
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+                   params: tuple) -> list[Any]:
+        rows_ref = None if rows is None else self._matrices[rows][0]
+        jobs = [(task, ref, self._matrices[src][0], rows_ref, params) for ref in self._blocks[side]]
+        return self._run(_map_in_worker, jobs, f"a map over the {side} blocks")
+
+    def _run(self, fn: Callable[..., Any], jobs: list[tuple], what: str) -> list[Any]:
         try:
-            return self._pool.starmap(_solve_in_worker, jobs, chunksize=1)
+            return self._pool.starmap(fn, jobs, chunksize=1)
         except FitError:
             raise
         except Exception as exc:  # a worker died or a task failed for another reason
-            raise FitError(f"shared-memory worker failed during the {side} half-step: {exc!r}") from exc
+            raise FitError(f"shared-memory worker failed during {what}: {exc!r}") from exc
 
     def describe(self) -> str:
         return f"shm ({self.n_workers} processes x {self.task_threads} kernel threads)"

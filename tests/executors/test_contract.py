@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys_dist.errors import FitError
-from tests.executors.toy import failing_task, sum_task, toy_block
+from tests.executors.toy import describe_task, failing_task, sum_task, toy_block
 
 BOUNDS = [(0, 3), (3, 7), (7, 10)]
 
@@ -46,6 +46,20 @@ class ExecutorContract:
         np.testing.assert_allclose(executor.matrix("user"), np.repeat(np.arange(10.0)[:, None], 3, axis=1))
         executor.solve("user", sum_task, "item", "user", (0.0,))
         np.testing.assert_allclose(executor.matrix("user"), 0.0)
+
+    def test_contract_map_blocks_returns_results_in_block_order_and_writes_nothing(self, executor):
+        executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        executor.new_matrix("item", 2, 3)[...] = 1.0
+        executor.new_matrix("user", 10, 3)
+        executor.matrix("user")[...] = np.arange(10, dtype=np.float32)[:, None]
+        results = executor.map_blocks("user", describe_task, "item", "user", (0.5,))
+        assert [r[:4] for r in results] == [(lo, hi, 2.0 * b * (hi - lo), 6.0) for b, (lo, hi) in enumerate(BOUNDS)]
+        for (lo, hi), r in zip(BOUNDS, results):
+            np.testing.assert_array_equal(r[4], np.arange(lo, hi, dtype=np.float32)[:, None].repeat(3, 1) + 0.5)
+        assert all(r[4] is None for r in executor.map_blocks("user", describe_task, "item", None, (0.0,)))
+        np.testing.assert_array_equal(executor.matrix("user")[:, 0], np.arange(10))
+        with pytest.raises(FitError, match="failed on purpose"):
+            executor.map_blocks("user", failing_task, "item", None, (1.0,))
 
     def test_contract_task_errors_surface_as_fit_errors(self, executor):
         executor.load_blocks("user", toy_block, [(0, 0, 3)])

@@ -25,3 +25,8 @@ def sum_task(block, src, prev, scale):
 
 def failing_task(block, src, prev, scale):
     raise FitError(f"block {block.block_id} failed on purpose")
+
+
+def describe_task(block, src, own, offset):
+    """A read-only task: the block's range, its values' sum, src's sum and its own rows (+ offset)."""
+    return block.lo, block.hi, float(block.values.sum()), float(src.sum()), None if own is None else own + offset

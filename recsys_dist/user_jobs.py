@@ -1,0 +1,101 @@
+"""Jobs about individual users: recommend for one user (with reasons), fold in new users' ratings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from recsys_dist.batch import training_data
+from recsys_dist.checkpoint import load_model, save_model
+from recsys_dist.config import FilterConfig, FoldInConfig, RecommendConfig
+from recsys_dist.data.dataset import Dataset
+from recsys_dist.data.ingest import read_raw_ratings
+from recsys_dist.data.item_filters import item_mask
+from recsys_dist.errors import DataError
+from recsys_dist.explain import explain, popular_items
+from recsys_dist.model import ALSModel
+from recsys_dist.recommend import top_k
+
+
+def run_fold_in(cfg: FoldInConfig) -> dict[str, Any]:
+    """Solve the users in ``cfg.ratings`` against the model's fixed item factors; write the updated model."""
+    if not cfg.model or not cfg.ratings or not cfg.out:
+        raise DataError("fold-in needs --model DIR, --ratings FILE and --out DIR")
+    if cfg.out.rstrip("/") == cfg.model.rstrip("/"):
+        raise DataError(f"fold-in: --out {cfg.out} is the input model; write the updated model elsewhere")
+    model = load_model(cfg.model)
+    raw = read_raw_ratings(cfg.ratings)
+    started = time.perf_counter()
+    updated = model.fold_in(raw.user, raw.item, raw.rating)
+    seconds = time.perf_counter() - started
+    save_model(updated, cfg.out)
+    users = np.unique(raw.user)
+    return {"users": int(len(users)), "new_users": int(np.sum(model.user_index(users) < 0)),
+            "ratings": int(len(raw)), "unknown_item_ratings": int(np.sum(model.item_index(raw.item) < 0)),
+            "seconds": seconds, "out": cfg.out}
+
+
+def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig()) -> dict[str, Any]:
+    """The K best items for one user, each with the rated items that explain it."""
+    if not cfg.model or not cfg.user:
+        raise DataError("recommend needs --model DIR and --user ID")
+    model = load_model(cfg.model)
+    train = training_data(model, cfg.model, cfg.train)
+    user = _typed_id(cfg.user, model.user_ids_)
+    rated, ratings = _rated_items(model, train, user)
+    if cfg.fold_in:
+        raw = read_raw_ratings(cfg.fold_in)
+        model = model.fold_in(raw.user, raw.item, raw.rating)
+        mine = np.asarray(raw.user == user)
+        if mine.any():  # the folded-in ratings replace the user's training ratings
+            items = model.item_index(raw.item[mine])
+            rated, ratings = items[items >= 0], np.asarray(raw.rating[mine], np.float64)[items >= 0]
+    titles = train.read_items()["title"].to_numpy(dtype=object)
+    allowed = item_mask(train, model.item_ids_, rules)
+    index = model.user_index(np.array([user]))[0]
+    result: dict[str, Any] = {"user": cfg.user, "known": bool(index >= 0), "rated": int(len(rated)), "items": []}
+    if index < 0:
+        if cfg.cold_start != "popular":
+            raise DataError(f"user {cfg.user!r} is not in the model ({len(model.user_ids_)} users); pass "
+                            "--cold-start popular for popular, well-rated items, or --fold-in a file of their ratings")
+        liked = train.rating_scale[1] - 1
+        best = popular_items(train.item_counts(at_least=liked), cfg.k, allowed)
+        result["cold_start"] = f"the most-rated items among ratings >= {liked:g}"
+        result["items"] = [{"rank": r + 1, "item_id": _plain(model.item_ids_[i]), "title": titles[i],
+                            "score": None, "because": []} for r, i in enumerate(best)]
+        return result
+    found, scores = top_k(model.user_matrix_, model.item_matrix_, model.mu_, np.array([index]), cfg.k, [rated], allowed)
+    found, scores = found[0][found[0] >= 0], scores[0][found[0] >= 0]
+    reasons, weights = explain(model.item_matrix_, found, rated, ratings, cfg.explain)
+    lookup = dict(zip(rated.tolist(), ratings.tolist()))
+    for rank, (item, score) in enumerate(zip(found, scores)):
+        because = [{"item_id": _plain(model.item_ids_[j]), "title": titles[j], "rating": lookup[int(j)],
+                    "weight": float(w)} for j, w in zip(reasons[rank], weights[rank]) if j >= 0]
+        result["items"].append({"rank": rank + 1, "item_id": _plain(model.item_ids_[item]), "title": titles[item],
+                                "score": float(score), "because": because})
+    return result
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (for JSON); strings pass through."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _typed_id(text: str, ids: np.ndarray) -> Any:
+    if ids.dtype.kind in "iu":
+        try:
+            return int(text)
+        except ValueError:
+            raise DataError(f"user id {text!r}: this model's user ids are integers") from None
+    return text
+
+
+def _rated_items(model: ALSModel, train: Dataset, user: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The user's training items (model indices) and ratings; empty for a user not in the training data."""
+    index = model.user_index(np.array([user]))[0]
+    if index < 0:
+        return np.empty(0, np.int64), np.empty(0)
+    r = train.read_user_range(int(index), int(index) + 1)
+    return r.item_idx.astype(np.int64), r.rating.astype(np.float64)
