@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_dist.config import JobConfig, SplitConfig, SynthConfig, TrainConfig
+from recsys_dist.config import JobConfig, ScoreConfig, SplitConfig, SynthConfig, TrainConfig
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.split import SUMMARY, split
 from recsys_dist.data.synth_output import synth
@@ -121,6 +121,21 @@ def half_step_flops(nnz: int, rows_solved: int, rank: int) -> float:
     return nnz * width * (width + 1) + rows_solved * width**3 / 3.0
 
 
+def score_throughput(model: Any, train: Dataset, cfg: JobConfig) -> dict[str, Any]:
+    """Seconds to score every user at K = ``bench.score_k`` (training items excluded), run twice: the
+    first pass includes starting the engine's workers and compiling; the second is reported as the rate."""
+    from recsys_dist.batch import block_top_k
+
+    passes = []
+    for _ in range(2):
+        started = time.perf_counter()
+        block_top_k(model, train, cfg.engine, cfg.bench.score_k, None, None, ScoreConfig().block_users)
+        passes.append(time.perf_counter() - started)
+    rate = train.n_users / passes[1]
+    return {"score_k": cfg.bench.score_k, "score_first_pass_seconds": passes[0], "score_seconds": passes[1],
+            "score_users_per_second": rate, "score_users_per_second_per_core": rate / (os.cpu_count() or 1)}
+
+
 def run_bench(cfg: JobConfig) -> dict[str, Any]:
     split_dir = prepare_split(cfg)
     train = Dataset.open(split_dir / "train")
@@ -169,6 +184,8 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         "final_train_rmse": history[-1]["train_rmse"],
     }
     figures["engine_overhead_seconds"] = seconds - figures["kernel_seconds_per_iteration"] / workers
+    if cfg.bench.score_k:
+        figures.update(score_throughput(result.model, train, cfg))
     out = Path(cfg.bench.out or Path(cfg.bench.work_dir) / "results.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as fh:

@@ -128,6 +128,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         *ENGINE_FLAGS,
         ("--work-dir", "bench.work_dir", str, "cache of generated data and splits"),
         ("--out", "bench.out", str, "JSON-lines file to append the figures to"),
+        ("--score-k", "bench.score_k", int, "also time top-K scoring of every user at this K (0: skip)"),
     ],
     "run": [
         ("--out", "run.out", str, "output directory of the whole pipeline"),
@@ -184,8 +185,27 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
     cache = os.environ.get("RECSYS_DIST_CACHE")
     if cache and "cache_dir" not in base.get("ingest", {}):
         overrides.insert(0, ("ingest", "cache_dir", cache))
-    return JobConfig.from_mapping(merge(base, overrides), origin="command line")
+    merged = merge(base, overrides)
+    if "engine.name" in [k for _, k, _, _ in FLAGS[job]]:
+        merged = _with_scheduler(merged)
+    return JobConfig.from_mapping(merged, origin="command line")
 
+
+def _with_scheduler(merged: dict[str, Any]) -> dict[str, Any]:
+    """Where the Dask scheduler is, in Dask's precedence: --scheduler or the TOML/--set value, else
+    DASK_SCHEDULER_ADDRESS, else a Dask YAML file. An address found anywhere selects the dask engine
+    unless an engine was named explicitly."""
+    engine = dict(merged.get("engine", {}))
+    if "scheduler" not in engine:
+        from recsys_dist.executors.dask import configured_scheduler
+
+        found = configured_scheduler()
+        if found:
+            engine["scheduler"] = found
+            log.debug("scheduler %s from the Dask configuration", found)
+    if engine.get("scheduler", "local") != "local":
+        engine.setdefault("name", "dask")
+    return {**merged, "engine": engine} if engine else merged
 
 def _report_dataset(label: str, m: dict[str, Any], out: str) -> None:
     c = m["counts"]
@@ -297,6 +317,10 @@ def _run_bench(cfg: JobConfig) -> None:
              f["gflop_per_iteration"], f["gflops"], 100 * f["fraction_of_matmul"], f["matmul_gflops"])
     log.info("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
              f["engine_overhead_seconds"], f["peak_memory_gb"])
+    if "score_seconds" in f:
+        log.info("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
+                 "engine start-up %.1f s", f["score_k"], f["score_seconds"], f["score_users_per_second"],
+                 f["score_users_per_second_per_core"], f["score_first_pass_seconds"])
     log.info("  figures appended to %s", f["results_file"])
 
 

@@ -215,6 +215,8 @@ class EngineConfig:
     item_blocks: int = 0
     connect_timeout: float = 10.0
     """dask: seconds to wait for the scheduler before failing."""
+    upload: str = ""
+    """dask: a built recsys_dist wheel to install on every worker of a running cluster before the job."""
 
     def validate(self) -> None:
         _choice("engine.name", self.name, ENGINES)
@@ -350,6 +352,8 @@ class BenchConfig:
     """Where generated data and splits are cached between runs."""
     out: str = ""
     """JSON-lines file the figures are appended to; "" is WORK_DIR/results.jsonl."""
+    score_k: int = 0
+    """After training, time top-K scoring of every user at this K on the same engine (0: skip)."""
 
     def validate(self) -> None:
         _choice("bench.shape", self.shape, SHAPES[:-1])

@@ -22,4 +22,4 @@ def make_executor(cfg: EngineConfig) -> Executor:
 
     # Dask runs one task per worker thread; with threads = 0 each task's kernel takes its share of the host's cores.
     return DaskExecutor(scheduler=cfg.scheduler, workers=cfg.workers, threads=cfg.threads,
-                        connect_timeout=cfg.connect_timeout)
+                        connect_timeout=cfg.connect_timeout, upload=cfg.upload)

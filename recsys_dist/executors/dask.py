@@ -19,11 +19,77 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+import recsys_dist
 from recsys_dist.errors import ConfigError, FitError
 from recsys_dist.executors.base import DriverMatrices, Loader, Task
 from recsys_dist.kernels.als import set_threads
 
 log = logging.getLogger(__name__)
+
+
+def check_workers(client, expected: str) -> None:  # noqa: ANN001 - a distributed.Client
+    """Fail before any work unless every worker imports recsys_dist at the job's version."""
+    def probe() -> str:  # defined here so it travels by value: workers need not import this module
+        try:
+            import recsys_dist
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
+            return f"missing ({type(exc).__name__}: {exc})"
+        return str(getattr(recsys_dist, "__version__", "unknown"))
+
+    found = client.run(probe)
+    bad = {worker: v for worker, v in sorted(found.items()) if v != expected}
+    if bad:
+        detail = "; ".join(f"{w}: {v if v.startswith('missing') else 'version ' + v}" for w, v in bad.items())
+        raise ConfigError(f"engine.scheduler: {len(bad)} of {len(found)} Dask workers cannot run recsys_dist "
+                          f"{expected}: {detail}. Install the same version in the worker image, or upload it with "
+                          "--set engine.upload=WHEEL (see deploy/README.md)")
+
+
+def upload_package(client, wheel: str) -> None:  # noqa: ANN001 - a distributed.Client
+    """Install a built recsys_dist wheel on every worker of a running cluster, and on any that joins
+    later (a worker plugin), into the worker's own directory: the worker's Python stays untouched."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    try:
+        with open(wheel, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"engine.upload: cannot read the wheel {wheel}: {exc.strerror}") from None
+
+    class InstallWheel(WorkerPlugin):  # defined here so it travels by value to workers without the package
+        name = "recsys_dist-wheel"
+
+        def __init__(self, filename: str, data: bytes) -> None:
+            self.filename, self.data = filename, data
+
+        def setup(self, worker) -> None:  # noqa: ANN001
+            import importlib
+            import subprocess
+            import sys
+
+            target = os.path.join(worker.local_directory, "recsys_dist-site")
+            path = os.path.join(worker.local_directory, self.filename)
+            with open(path, "wb") as out:
+                out.write(self.data)
+            proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                                   "--upgrade", "--target", target, path], capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"pip could not install {self.filename}: {proc.stderr[-2000:]}")
+            if target not in sys.path:
+                sys.path.insert(0, target)
+            for module in [m for m in sys.modules if m == "recsys_dist" or m.startswith("recsys_dist.")]:
+                del sys.modules[module]
+            importlib.invalidate_caches()
+
+    client.register_plugin(InstallWheel(os.path.basename(wheel), data))
+
+
+def configured_scheduler() -> str | None:
+    """The scheduler address from the Dask configuration: DASK_SCHEDULER_ADDRESS, else a Dask YAML
+    file's ``scheduler-address`` (Dask's own precedence, environment over file); None if neither."""
+    import dask.config
+
+    return dask.config.get("scheduler-address", None) or None
 
 
 def _size_threads(threads: dict[str, int]) -> None:
@@ -68,11 +134,12 @@ class DaskExecutor(DriverMatrices):
     name = "dask"
 
     def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
-                 retries: int = 2) -> None:
+                 retries: int = 2, upload: str = "") -> None:
         from distributed import Client, LocalCluster
 
         self.cluster = None
         self.retries = retries
+        self._blocks: dict[str, list] = {}
         if scheduler == "local":
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                         dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
@@ -83,6 +150,18 @@ class DaskExecutor(DriverMatrices):
             except (OSError, TimeoutError) as exc:
                 raise ConfigError(f"engine.scheduler: cannot reach the Dask scheduler at {scheduler} within "
                                   f"{connect_timeout:g} s ({exc}); check the address or start one with `dask scheduler`") from None
+        try:
+            try:
+                self.client.wait_for_workers(1, timeout=max(connect_timeout, 30.0))
+            except TimeoutError:
+                raise ConfigError(f"engine.scheduler: the Dask scheduler at {scheduler} has no workers; start some "
+                                  "with `dask worker ADDRESS`") from None
+            if upload:
+                upload_package(self.client, upload)
+            check_workers(self.client, recsys_dist.__version__)
+        except BaseException:
+            self.close()
+            raise
         info = self.client.scheduler_info()
         self.n_workers = max(1, len(info.get("workers", {})))
         # threads > 0 is passed to every task; 0 lets each task size itself from its worker host.
@@ -90,7 +169,6 @@ class DaskExecutor(DriverMatrices):
         self._threads = {} if threads else kernel_threads(
             self.client.run(_cores), {a: w["nthreads"] for a, w in info.get("workers", {}).items()})
         self._token = uuid.uuid4().hex[:8]
-        self._blocks: dict[str, list] = {}
         self._bounds: dict[str, list[tuple[int, int]]] = {}
         self._matrices: dict[str, np.ndarray] = {}
 

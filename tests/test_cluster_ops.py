@@ -1,0 +1,66 @@
+"""Cluster operations with real `dask scheduler` / `dask worker` processes on 127.0.0.1."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.cluster import free_port
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.dask
+
+
+def _train_job(small_split, *args, env=None, timeout=120):
+    """`python jobs/train.py ...` as a user submits it, with a short connect timeout."""
+    return subprocess.run([sys.executable, str(ROOT / "jobs" / "train.py"), "--train", str(small_split / "train"),
+                           "--out", "unused", "--set", "engine.connect_timeout=1", *args],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_ops_scheduler_address_precedence_flag_then_environment_then_dask_config(small_split, tmp_path):
+    flag, env, yaml = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+    (tmp_path / "dask.yaml").write_text(f"scheduler-address: {yaml}\n")
+    from_file = {"DASK_CONFIG": str(tmp_path)}
+    # nobody listens on these ports, so each job names the address it chose and stops (exit 2)
+    for args, extra, chosen in [((), from_file, yaml),
+                                ((), {**from_file, "DASK_SCHEDULER_ADDRESS": env}, env),
+                                (("--scheduler", flag), {**from_file, "DASK_SCHEDULER_ADDRESS": env}, flag)]:
+        proc = _train_job(small_split, *args, env=extra)
+        assert proc.returncode == 2 and f"cannot reach the Dask scheduler at {chosen}" in proc.stderr, proc.stderr
+    # an engine named explicitly wins over an address in the environment
+    proc = _train_job(small_split, "--engine", "inprocess", "--iterations", "1", "--out", str(tmp_path / "m"),
+                      env={"DASK_SCHEDULER_ADDRESS": env})
+    assert proc.returncode == 0, proc.stderr
+
+
+def _bare_worker(cluster, tmp_path):
+    """A worker whose Python has every dependency but not recsys_dist (no .pth files, no source tree)."""
+    import site
+
+    site_packages = site.getsitepackages()[0]
+    return cluster.add_worker([sys.executable, "-S", "-m", "distributed.cli.dask_worker"],
+                              env={"PYTHONPATH": site_packages}, cwd=tmp_path)
+
+
+def test_ops_worker_without_the_package_is_named_then_fixed_by_uploading_a_wheel(small_split, tmp_path):
+    from tests.cluster import cluster_processes
+
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                            "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wheel = next(wheels.glob("recsys_dist-*.whl"))
+    with cluster_processes() as cluster:
+        cluster.add_worker()
+        _bare_worker(cluster, tmp_path)
+        cluster.wait_for_workers(2)
+        proc = _train_job(small_split, "--scheduler", cluster.address, "--iterations", "2")
+        assert proc.returncode == 2, proc.stderr
+        assert "1 of 2 Dask workers cannot run recsys_dist" in proc.stderr and "missing (ModuleNotFoundError" in proc.stderr
+        assert "tcp://127.0.0.1:" in proc.stderr.split("cannot run")[1]  # the worker is named
+        proc = _train_job(small_split, "--scheduler", cluster.address, "--iterations", "2", "--out", str(tmp_path / "m"),
+                          "--set", f"engine.upload={wheel}")
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "m" / "model.json").exists()
