@@ -217,6 +217,12 @@ class EngineConfig:
     """dask: seconds to wait for the scheduler before failing."""
     upload: str = ""
     """dask: a built recsys_dist wheel to install on every worker of a running cluster before the job."""
+    tls_ca: str = ""
+    """dask over tls://: the cluster CA certificate (deploy/make-certs.sh makes one); "" uses the Dask config."""
+    tls_cert: str = ""
+    """dask over tls://: this job's client certificate, signed by that CA."""
+    tls_key: str = ""
+    """dask over tls://: the client certificate's private key."""
 
     def validate(self) -> None:
         _choice("engine.name", self.name, ENGINES)
@@ -226,6 +232,8 @@ class EngineConfig:
             _at_least(f"engine.{key}", getattr(self, key), 0)
         if not self.connect_timeout > 0:
             raise ConfigError(f"engine.connect_timeout: must be > 0, got {self.connect_timeout}")
+        if bool(self.tls_ca) + bool(self.tls_cert) + bool(self.tls_key) not in (0, 3):
+            raise ConfigError("engine.tls_ca, engine.tls_cert, engine.tls_key: give all three or none")
         if self.name == "dask" and self.scheduler != "local" and "://" not in self.scheduler:
             raise ConfigError(f"engine.scheduler: expected 'local' or an address like tcp://host:8786, got {self.scheduler!r}")
 

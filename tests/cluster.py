@@ -29,12 +29,19 @@ class Cluster:
         self.address, self.scheduler, self.env, self.security = address, scheduler, env, security
         self.workers: list[subprocess.Popen] = []
 
-    def add_worker(self, command: Sequence[str] = (DASK, "worker"), extra: Sequence[str] = (),
+    def add_worker(self, command: Sequence[str] = (DASK, "worker"), extra: Sequence[str] = ("--nthreads", "1"),
                    env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen:
-        """Start one worker process: `dask worker` unless ``command`` says otherwise."""
-        proc = subprocess.Popen([*command, self.address, "--nthreads", "1", "--host", "127.0.0.1",
-                                 "--no-dashboard", "--no-nanny", *extra], env={**self.env, **(env or {})},
+        """Start one worker process: `dask worker ADDRESS` unless ``command`` says otherwise."""
+        proc = subprocess.Popen([*command, self.address, "--host", "127.0.0.1", "--no-dashboard", "--no-nanny", *extra],
+                                env={**self.env, **(env or {})},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+        self.workers.append(proc)
+        return proc
+
+    def start(self, command: Sequence[str]) -> subprocess.Popen:
+        """Start any process that belongs to the cluster (killed with it)."""
+        proc = subprocess.Popen(list(command), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=ROOT)
         self.workers.append(proc)
         return proc
 
@@ -54,21 +61,22 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster_processes(scheduler_args: Sequence[str] = (), scheme: str = "tcp", security: object | None = None,
-                      env: dict[str, str] | None = None) -> Iterator[Cluster]:
-    """A scheduler on a free loopback port and no workers yet; every process is killed on the way out."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--protocol", scheme,
-                                  "--dashboard-address", "127.0.0.1:0", *scheduler_args], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cluster = Cluster(f"{scheme}://127.0.0.1:{port}", scheduler, env, security)
+def cluster_processes(scheduler: Sequence[str] | None = None, port: int | None = None, scheme: str = "tcp",
+                      security: object | None = None) -> Iterator[Cluster]:
+    """A scheduler on a loopback port and no workers yet; every process is killed on the way out.
+    ``scheduler`` is the full command (it must listen on 127.0.0.1:``port``); default: `dask scheduler`."""
+    port = port or free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = scheduler or [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                            "--dashboard-address", "127.0.0.1:0"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    cluster = Cluster(f"{scheme}://127.0.0.1:{port}", proc, env, security)
     try:
         yield cluster
     finally:
-        for p in [scheduler, *cluster.workers]:
+        for p in [proc, *cluster.workers]:
             p.kill()
-        for p in [scheduler, *cluster.workers]:
+        for p in [proc, *cluster.workers]:
             p.wait(timeout=30)
 
 

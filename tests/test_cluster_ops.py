@@ -64,3 +64,36 @@ def test_ops_worker_without_the_package_is_named_then_fixed_by_uploading_a_wheel
                           "--set", f"engine.upload={wheel}")
         assert proc.returncode == 0, proc.stderr
         assert (tmp_path / "m" / "model.json").exists()
+
+
+def test_ops_worker_killed_mid_training_does_not_fail_the_job(small_split, tmp_path):
+    import signal
+
+    import numpy as np
+
+    from recsys_dist.checkpoint import load_model
+    from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+    from recsys_dist.train import fit
+    from tests.cluster import cluster_processes
+
+    settings = ["--set", "model.rank=8", "--set", "model.reg=0.05", "--set", "model.seed=3", "--iterations", "60"]
+    with cluster_processes() as cluster:
+        for _ in range(3):
+            cluster.add_worker()
+        cluster.wait_for_workers(3)
+        job = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "train.py"), "--train", str(small_split / "train"),
+                                "--scheduler", cluster.address, "--out", str(tmp_path / "m"), *settings],
+                               stderr=subprocess.PIPE, text=True)
+        log = []
+        for line in job.stderr:  # kill a worker once training is under way
+            log.append(line)
+            if line.startswith("iteration 5:"):
+                os.kill(cluster.workers[0].pid, signal.SIGKILL)
+                break
+        rest, _ = job.communicate(timeout=300)
+        assert job.returncode == 0, "".join(log) + (rest or "")
+    undisturbed = fit(TrainConfig(train=str(small_split / "train")), ModelConfig(rank=8, reg=0.05, seed=3, n_iter=60),
+                      EngineConfig(name="inprocess")).model
+    model = load_model(str(tmp_path / "m"))
+    np.testing.assert_allclose(model.user_matrix_, undisturbed.user_matrix_, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.item_matrix_, undisturbed.item_matrix_, atol=1e-4, rtol=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -25,6 +26,27 @@ from recsys_dist.executors.base import DriverMatrices, Loader, Task
 from recsys_dist.kernels.als import set_threads
 
 log = logging.getLogger(__name__)
+
+
+def _connect(scheduler: str, timeout: float, tls: tuple[str, str, str] | None):  # noqa: ANN202
+    """A Client to ``scheduler``; with ``tls`` (CA, certificate, key) over mutual TLS, else as the Dask
+    configuration says (which may also hold TLS settings)."""
+    from distributed import Client, Security
+
+    security = None
+    if tls:
+        for path in tls:
+            if not os.path.isfile(path):
+                raise ConfigError(f"engine.tls_*: no such file {path}")
+        security = Security(tls_ca_file=tls[0], tls_client_cert=tls[1], tls_client_key=tls[2], require_encryption=True)
+    try:
+        return Client(scheduler, timeout=timeout, security=security)
+    except (OSError, TimeoutError, TypeError, ValueError) as exc:
+        hint = ("check the address or start one with `dask scheduler`" if not scheduler.startswith("tls://") else
+                "a tls:// scheduler accepts only clients with a certificate signed by its CA: pass "
+                "--set engine.tls_ca=... engine.tls_cert=... engine.tls_key=... (deploy/make-certs.sh)")
+        raise ConfigError(f"engine.scheduler: cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
+                          f"({type(exc).__name__}: {exc}); {hint}") from None
 
 
 def check_workers(client, expected: str) -> None:  # noqa: ANN001 - a distributed.Client
@@ -134,7 +156,7 @@ class DaskExecutor(DriverMatrices):
     name = "dask"
 
     def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
-                 retries: int = 2, upload: str = "") -> None:
+                 retries: int = 2, upload: str = "", tls: tuple[str, str, str] | None = None) -> None:
         from distributed import Client, LocalCluster
 
         self.cluster = None
@@ -145,11 +167,7 @@ class DaskExecutor(DriverMatrices):
                                         dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
             self.client = Client(self.cluster)
         else:
-            try:
-                self.client = Client(scheduler, timeout=connect_timeout)
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"engine.scheduler: cannot reach the Dask scheduler at {scheduler} within "
-                                  f"{connect_timeout:g} s ({exc}); check the address or start one with `dask scheduler`") from None
+            self.client = _connect(scheduler, connect_timeout, tls)
         try:
             try:
                 self.client.wait_for_workers(1, timeout=max(connect_timeout, 30.0))
@@ -204,26 +222,29 @@ class DaskExecutor(DriverMatrices):
         """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, retried on loss."""
         bounds = self._bounds[side]
         for attempt in range(self.retries + 1):
-            # every worker gets the fixed matrix once; should the memory manager drop a replica, a
-            # worker fetches it again from a peer, and a copy lost with its worker is resent on retry
-            src_future = self.client.scatter(self._matrices[src], hash=False, broadcast=True)
-            # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
-            holders = self.client.who_has(self._blocks[side])
-            own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
-            futures = [self.client.submit(runner, task, block, src_future, block_rows, params, self._threads,
-                                          pure=False, workers=list(holders.get(block.key, ())) or None,
-                                          allow_other_workers=True)
-                       for block, block_rows in zip(self._blocks[side], own)]
+            src_future = None
             try:
+                # every worker gets the fixed matrix once; should the memory manager drop a replica, a
+                # worker fetches it again from a peer; a copy lost with its worker is resent on retry
+                src_future = self.client.scatter(self._matrices[src], hash=False, broadcast=True)
+                # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
+                holders = self.client.who_has(self._blocks[side])
+                own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
+                futures = [self.client.submit(runner, task, block, src_future, block_rows, params, self._threads,
+                                              pure=False, workers=list(holders.get(block.key, ())) or None,
+                                              allow_other_workers=True)
+                           for block, block_rows in zip(self._blocks[side], own)]
                 return self.client.gather(futures)
             except FitError:
                 raise
-            except Exception as exc:  # a lost worker or a lost scatter: scatter again and retry
+            except Exception as exc:  # a lost worker (mid-scatter or mid-task): scatter again and retry
                 if attempt == self.retries:
                     raise FitError(f"{what} failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
                 log.warning("%s failed (%r); retrying", what, exc)
+                time.sleep(1.0)  # let the scheduler notice the loss and reassign the lost blocks
             finally:
-                self.client.cancel([src_future])
+                if src_future is not None:
+                    self.client.cancel([src_future])
         raise AssertionError("unreachable")
 
     def describe(self) -> str:
