@@ -87,6 +87,22 @@ def write_json(url: str, name: str, obj: Any) -> None:
     _put(fs, f"{root}/{name}", (json.dumps(obj, indent=2, default=float) + "\n").encode())
 
 
+def write_json_lines(url: str, name: str, records: list[dict[str, Any]]) -> None:
+    """Write ``name`` into ``url`` as one JSON object per line, atomically (object stores cannot append)."""
+    fs, root = _fs(url)
+    fs.makedirs(root, exist_ok=True)
+    _put(fs, f"{root}/{name}", "".join(json.dumps(r, default=float) + "\n" for r in records).encode())
+
+
+def read_json_lines(url: str, name: str) -> list[dict[str, Any]]:
+    fs, root = _fs(url)
+    try:
+        with fs.open(f"{root}/{name}", "rb") as fh:
+            return [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def load_model(url: str) -> ALSModel:
     fs, root = _fs(url)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 
 from recsys_dist.batch import run_evaluation
-from recsys_dist.checkpoint import save_model, write_json
+from recsys_dist.checkpoint import read_json_lines, save_model, write_json, write_json_lines
 from recsys_dist.config import EvaluateConfig, JobConfig
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.data.ingest import ingest
@@ -19,13 +19,29 @@ from recsys_dist.errors import DataError
 from recsys_dist.train import evaluate_on, fit
 
 
+LOG_FILE = "train_log.jsonl"
+
+
+class IterationLog:
+    """Keeps ``train_log.jsonl`` in the model directory: one JSON object per iteration, rewritten after
+    each, so a killed job leaves its log up to the last iteration and a resumed one continues it."""
+
+    def __init__(self, out: str, resume: bool) -> None:
+        self.out = out
+        self.records = read_json_lines(out, LOG_FILE) if resume else []
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.records = [r for r in self.records if r["iteration"] < record["iteration"]] + [record]
+        write_json_lines(self.out, LOG_FILE, self.records)
+
+
 def run_training(cfg: JobConfig) -> dict[str, Any]:
     """Fit, score the final model on train and test, save it and its metrics.json to ``train.out``."""
     if not cfg.train.train:
         raise DataError("no training data: pass --train SPLITDIR/train (or set train.train)")
     if not cfg.train.out:
         raise DataError("no model directory: pass --out DIR (or set train.out)")
-    result = fit(cfg.train, cfg.model, cfg.engine)
+    result = fit(cfg.train, cfg.model, cfg.engine, (IterationLog(cfg.train.out, cfg.train.resume),))
     metrics: dict[str, Any] = {"engine": result.engine, "setup_seconds": result.setup_seconds,
                                "iterations": result.history,
                                "train": evaluate_on(result.model, Dataset.open(cfg.train.train).read_all())}

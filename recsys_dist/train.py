@@ -54,6 +54,49 @@ def default_blocks(n_rows: int, nnz: int, workers: int) -> int:
     return max(1, min(n_rows, max(2 * workers, -(-nnz // 1_000_000))))
 
 
+WORKER_BASELINE = 150 << 20  # a Dask worker process before any data: Python, NumPy, Numba, distributed
+
+
+def worker_memory_needed(n_ratings: int, n_users: int, n_items: int, rank: int, n_workers: int,
+                         blocks: dict[str, int], threads: int) -> dict[str, int]:
+    """Bytes a worker needs, part by part (an estimate, on the high side):
+
+    - its share of both sides' blocks (int32 column + float32 value per rating per side), with a
+      margin because blocks do not divide evenly among workers;
+    - the broadcast src matrices of both half-steps, float32 [n, k+1] (a copy may outlive its step);
+    - one task's output and warm-start rows plus its kernel scratch: the part more blocks shrink.
+    """
+    width = (rank + 1) * 4
+    rows_per_block = max(n_users / max(blocks["user"], 1), n_items / max(blocks["item"], 1))
+    parts = {
+        "blocks": int(1.25 * 16 * n_ratings / max(n_workers, 1)),
+        "broadcast": (n_users + n_items) * width,
+        "per_task": int(rows_per_block * width * 3 + threads * 12 * (rank + 1) ** 2),
+        "process": WORKER_BASELINE,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, int]) -> None:
+    """Stop before loading anything when the blocks and broadcast matrices cannot fit the workers'
+    memory limit (Dask pauses a worker at 80 % of it and restarts it at 95 %)."""
+    limit = ex.memory_limit()
+    if not limit:
+        return
+    need = worker_memory_needed(train.n_ratings, train.n_users, train.n_items, rank, ex.n_workers, blocks,
+                                max(ex.task_threads, 1))
+    if need["total"] > 0.8 * limit:
+        gib = 1 << 30
+        raise FitError(f"training needs about {need['total'] / gib:.2f} GiB per worker ({need['blocks'] / gib:.2f} of "
+                       f"ratings blocks, {need['broadcast'] / gib:.2f} of broadcast factor matrices, "
+                       f"{need['per_task'] / gib:.2f} per running task, {need['process'] / gib:.2f} for the process) "
+                       f"but the smallest worker's memory limit is {limit / gib:.2f} GiB, and Dask pauses a worker at "
+                       f"80 % of it. Add workers, give them more memory (dask worker --memory-limit), or raise "
+                       f"engine.user_blocks / engine.item_blocks (now {blocks['user']} / {blocks['item']}) to "
+                       "shrink the per-task part")
+
+
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     """What a checkpoint must match to be resumed: the training data and the model settings."""
     settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ("n_iter", "tol")}
@@ -83,9 +126,12 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
     with make_executor(engine_cfg) as ex:
         log.info("engine: %s", ex.describe())
         counts = {}
-        for side, n, loader, configured in (("user", train.n_users, load_user_block, engine_cfg.user_blocks),
-                                            ("item", train.n_items, load_item_block, engine_cfg.item_blocks)):
-            bounds = block_bounds(n, configured or default_blocks(n, train.n_ratings, ex.n_workers))
+        n_blocks = {side: configured or default_blocks(n, train.n_ratings, ex.n_workers)
+                    for side, n, configured in (("user", train.n_users, engine_cfg.user_blocks),
+                                                ("item", train.n_items, engine_cfg.item_blocks))}
+        check_worker_memory(ex, train, rank, n_blocks)
+        for side, n, loader in (("user", train.n_users, load_user_block), ("item", train.n_items, load_item_block)):
+            bounds = block_bounds(n, n_blocks[side])
             args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
             counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
             ex.new_matrix(side, n, rank + 1)
@@ -97,7 +143,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         log.info("solver: %s", f"{cg_steps} warm-started conjugate-gradient steps" if cg_steps else "Cholesky")
         step = (*params, ex.task_threads, cg_steps)
         for iteration in range(start, model_cfg.n_iter):
-            record = {"iteration": iteration + 1, "solver": solver}
+            record = {"iteration": iteration + 1, "solver": solver, "engine": ex.name, "workers": ex.n_workers}
             for dst, src in (("user", "item"), ("item", "user")):
                 t0 = time.perf_counter()
                 stats = np.sum(ex.solve(dst, solve_block, src, dst, step, with_prev=cg_steps > 0), axis=0)
@@ -114,11 +160,13 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             if test is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, copy=False)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
+            record["seconds"] = record["user_seconds"] + record["item_seconds"]
             history.append(record)
+            # one structured line per iteration: handlers may read ``record`` (cli writes it as JSON)
             log.info("iteration %d: objective %.6g, train RMSE %.4f%s, %.2f s + %.2f s", record["iteration"],
                      record["objective"], record["train_rmse"],
                      f", test RMSE {record['test_rmse']:.4f}" if "test_rmse" in record else "",
-                     record["user_seconds"], record["item_seconds"])
+                     record["user_seconds"], record["item_seconds"], extra={"record": record})
             for callback in callbacks:
                 callback(record)
             every = train_cfg.checkpoint_every

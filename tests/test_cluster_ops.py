@@ -97,3 +97,20 @@ def test_ops_worker_killed_mid_training_does_not_fail_the_job(small_split, tmp_p
     model = load_model(str(tmp_path / "m"))
     np.testing.assert_allclose(model.user_matrix_, undisturbed.user_matrix_, atol=1e-4, rtol=0)
     np.testing.assert_allclose(model.item_matrix_, undisturbed.item_matrix_, atol=1e-4, rtol=0)
+
+
+def test_ops_memory_limit_too_small_stops_with_what_is_needed(small_split, tmp_path):
+    from tests.cluster import cluster_processes
+
+    with cluster_processes() as cluster:
+        for _ in range(2):
+            cluster.add_worker(extra=("--nthreads", "1", "--memory-limit", "600MB"))
+        cluster.wait_for_workers(2)
+        # rank 150000 on 300 users x 200 items: the broadcast matrices alone are 300 MB a worker
+        proc = _train_job(small_split, "--scheduler", cluster.address, "--iterations", "1",
+                          "--set", "model.rank=150000", "--set", "model.solver=cg")
+        assert proc.returncode == 1, proc.stderr
+        assert "training needs about" in proc.stderr and "memory limit is 0.56 GiB" in proc.stderr
+        assert "engine.user_blocks / engine.item_blocks (now 4 / 4)" in proc.stderr
+        fits = _train_job(small_split, "--scheduler", cluster.address, "--iterations", "1", "--out", str(tmp_path / "m"))
+        assert fits.returncode == 0, fits.stderr

@@ -97,6 +97,8 @@ def test_train_resume_refuses_a_checkpoint_of_other_settings(small_split, tmp_pa
 
 
 def test_train_job_killed_mid_run_and_resumed_equals_an_uninterrupted_run(small_split, tmp_path):
+    import json
+
     args = ["train", "--train", str(small_split / "train"), "--set", "model.rank=24", "--set", "model.reg=0.05",
             "--iterations", "400", "--checkpoint-every", "1"]
     straight = run_cli(*args, "--out", str(tmp_path / "straight"))
@@ -118,6 +120,10 @@ def test_train_job_killed_mid_run_and_resumed_equals_an_uninterrupted_run(small_
     resumed = run_cli(*args, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after iteration" in resumed.stderr
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    straight_log = (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()
+    assert [r["iteration"] for r in log] == list(range(1, len(straight_log) + 1))  # one line per iteration, none twice
+    assert {"objective", "train_rmse", "seconds", "engine", "workers"} <= set(log[-1])
     a, b = load_model(str(tmp_path / "straight")), load_model(str(out))
     np.testing.assert_allclose(a.user_matrix_, b.user_matrix_, atol=1e-4)
     np.testing.assert_allclose(a.item_matrix_, b.item_matrix_, atol=1e-4)

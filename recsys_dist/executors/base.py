@@ -50,6 +50,9 @@ class Executor(Protocol):
     def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
                    params: tuple) -> list[Any]: ...
 
+    def memory_limit(self) -> int | None:
+        """Bytes each worker may use, where a scheduler enforces a limit; else None."""
+
     def describe(self) -> str:
         """One line for logs: engine, workers, addresses."""
 

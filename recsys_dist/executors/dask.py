@@ -247,6 +247,11 @@ class DaskExecutor(DriverMatrices):
                     self.client.cancel([src_future])
         raise AssertionError("unreachable")
 
+    def memory_limit(self) -> int | None:
+        """The smallest worker memory limit in bytes; None when no worker has one."""
+        limits = [w.get("memory_limit") or 0 for w in self.client.scheduler_info()["workers"].values()]
+        return min((x for x in limits if x), default=None)
+
     def describe(self) -> str:
         where = "LocalCluster" if self.cluster is not None else self.client.scheduler.address
         return f"dask ({where}, {self.n_workers} workers, dashboard {self.client.dashboard_link})"

@@ -37,6 +37,9 @@ class InProcessExecutor(DriverMatrices):
         return [task(block, self._matrices[src], None if rows is None else self._matrices[rows][block.lo:block.hi],
                      *params) for block in self._blocks[side]]
 
+    def memory_limit(self) -> int | None:
+        return None
+
     def describe(self) -> str:
         return f"inprocess ({self.task_threads or 'all'} kernel threads)"
 

@@ -130,6 +130,9 @@ class SharedMemoryExecutor:
         except Exception as exc:  # a worker died or a task failed for another reason
             raise FitError(f"shared-memory worker failed during {what}: {exc!r}") from exc
 
+    def memory_limit(self) -> int | None:
+        return None  # the machine's memory: the operating system, not a scheduler, enforces it
+
     def describe(self) -> str:
         return f"shm ({self.n_workers} processes x {self.task_threads} kernel threads)"
 
