@@ -2,7 +2,7 @@
 
 Blocks are built by tasks on the workers (each reads only the Parquet it needs) and stay
 there as futures across iterations; the client never holds the ratings. Each half-step
-broadcasts the fixed src matrix to every worker (one copy each) and pins each block's
+scatters the fixed src matrix once (each worker then fetches one copy from a peer) and pins each block's
 task to the worker holding the block, so no block moves; a copy lost with its worker is
 scattered again on retry, and block futures lost with a worker are recomputed by the
 scheduler from their loader tasks.
@@ -224,9 +224,8 @@ class DaskExecutor(DriverMatrices):
         for attempt in range(self.retries + 1):
             src_future = None
             try:
-                # every worker gets the fixed matrix once; should the memory manager drop a replica, a
-                # worker fetches it again from a peer; a copy lost with its worker is resent on retry
-                src_future = self.client.scatter(self._matrices[src], hash=False, broadcast=True)
+                # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent on retry
+                src_future = self._broadcast(self._matrices[src])
                 # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
                 holders = self.client.who_has(self._blocks[side])
                 own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
@@ -246,6 +245,23 @@ class DaskExecutor(DriverMatrices):
                 if src_future is not None:
                     self.client.cancel([src_future])
         raise AssertionError("unreachable")
+
+    def _broadcast(self, matrix: np.ndarray):  # noqa: ANN202 - a distributed.Future
+        """Scatter ``matrix`` once, in bounded time; each worker fetches it from a peer the first time one
+        of its tasks needs it. (``broadcast=True`` pushed it to every worker up front, a little faster, but
+        a push that raced a dying worker could stall forever.) A stuck scatter raises TimeoutError and
+        the caller retries on the survivors."""
+        import concurrent.futures
+
+        limit = 30 + matrix.nbytes * self.n_workers / 50e6  # generous for a 50 MB/s link
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            call = pool.submit(self.client.scatter, matrix, hash=False)
+            return call.result(timeout=limit)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"broadcast of a {matrix.nbytes / 1e6:.0f} MB matrix took over {limit:.0f} s") from None
+        finally:
+            pool.shutdown(wait=False)
 
     def memory_limit(self) -> int | None:
         """The smallest worker memory limit in bytes; None when no worker has one."""
