@@ -44,7 +44,7 @@ def _connect(scheduler: str, timeout: float, tls: tuple[str, str, str] | None): 
     except (OSError, TimeoutError, TypeError, ValueError) as exc:
         hint = ("check the address or start one with `dask scheduler`" if not scheduler.startswith("tls://") else
                 "a tls:// scheduler accepts only clients with a certificate signed by its CA: pass "
-                "--set engine.tls_ca=... engine.tls_cert=... engine.tls_key=... (deploy/make-certs.sh)")
+                "--set engine.tls_ca=CA --set engine.tls_cert=CERT --set engine.tls_key=KEY (deploy/make-certs.sh)")
         raise ConfigError(f"engine.scheduler: cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
                           f"({type(exc).__name__}: {exc}); {hint}") from None
 
