@@ -7,7 +7,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "recsys_dist"
 LAYERS = {  # module prefix -> layer; the longest matching prefix wins
-    "recsys_dist.errors": 0, "recsys_dist.config": 0, "recsys_dist.config_fields": 0, "recsys_dist.executors.base": 0,
+    "recsys_dist.errors": 0, "recsys_dist.config": 0, "recsys_dist.config_fields": 0, "recsys_dist.config_serving": 0, "recsys_dist.executors.base": 0,
     "recsys_dist.kernels": 1, "recsys_dist.blocking": 1,
     "recsys_dist.als": 2, "recsys_dist.model": 2, "recsys_dist.recommend": 2, "recsys_dist.evaluate": 2,
     "recsys_dist.explain": 2,
