@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_dist import progress
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_model, write_json
 from recsys_dist.config import EngineConfig, EvaluateConfig, FilterConfig, ScoreConfig
@@ -42,8 +43,9 @@ def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
 
 
 def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, allowed: np.ndarray | None,
-                wanted: np.ndarray | None, block_users: int) -> list[BlockResult]:
-    """Top-k of the ``wanted`` users (all when None) without their training items, block by block on the engine."""
+                wanted: np.ndarray | None, block_users: int, label: str = "scoring") -> list[BlockResult]:
+    """Top-k of the ``wanted`` users (all when None) without their training items, block by block on the engine;
+    ``label`` names the pass on the progress bar."""
     with make_executor(engine) as ex:
         n_users = len(model.user_ids_)
         n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
@@ -51,8 +53,10 @@ def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, a
         ex.load_blocks("user", load_user_block, args)
         ex.new_matrix("user", *model.user_matrix_.shape)[...] = model.user_matrix_
         ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.item_matrix_
-        return ex.map_blocks("user", score_block, "item", "user",
-                             (float(model.mu_), k, allowed, wanted, ex.task_threads))
+        users = n_users if wanted is None else len(wanted)
+        with progress.bar(f"{label} {users} users, top {k}", len(args)):
+            return ex.map_blocks("user", score_block, "item", "user",
+                                 (float(model.mu_), k, allowed, wanted, ex.task_threads))
 
 
 def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -> dict[str, Any]:
@@ -87,7 +91,7 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     train = training_data(model, cfg.model, cfg.train)
     wanted = np.zeros(len(model.user_ids_), bool)
     wanted[evaluated] = True
-    blocks = block_top_k(model, train, engine, max(cfg.k), None, wanted, ScoreConfig().block_users)
+    blocks = block_top_k(model, train, engine, max(cfg.k), None, wanted, ScoreConfig().block_users, "ranking")
     got_users = np.concatenate([b[0] for b in blocks])
     assert np.array_equal(got_users, evaluated), "blocks returned other users than asked"
     recommended = np.concatenate([b[1] for b in blocks]) if blocks else np.empty((0, max(cfg.k)), np.int32)

@@ -2,12 +2,14 @@
 
 Configuration precedence, lowest first: built-in defaults, ``--config FILE`` (TOML),
 ``--set section.key=value`` (repeatable), then the job's own flags. Errors are printed
-on one line and give a non-zero exit code (2 for configuration, 1 for data).
+on one line and give a non-zero exit code (2 for configuration, 1 for data). On a
+terminal, without ``--quiet``, a progress bar follows each iteration and scoring pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from recsys_dist import progress
 from recsys_dist.config import JobConfig, merge, parse_override, parse_toml
 from recsys_dist.errors import ConfigError, RecsysError
 
@@ -349,12 +352,15 @@ RUNNERS: dict[str, Callable[[JobConfig], None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
-                        stream=sys.stderr, force=True)
+    handler = progress.LogHandler(sys.stderr)  # log lines and progress bars share the terminal
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler], force=True)
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter drowns the job's lines
+    bars = progress.to_console(sys.stderr) if not args.quiet and sys.stderr.isatty() else contextlib.nullcontext()
     try:
         cfg = load_config(args, args.job)
-        RUNNERS[args.job](cfg)
+        with bars:
+            RUNNERS[args.job](cfg)
     except RecsysError as exc:
         print(f"recsys_dist {args.job}: error: {exc}", file=sys.stderr)
         return exc.exit_code

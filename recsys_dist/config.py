@@ -217,6 +217,8 @@ class EngineConfig:
     item_blocks: int = 0
     connect_timeout: float = 10.0
     """dask: seconds to wait for the scheduler before failing."""
+    pause_timeout: float = 60.0
+    """dask: stop when no block finishes for this many seconds while Dask has paused a worker for memory."""
     upload: str = ""
     """dask: a built recsys_dist wheel to install on every worker of a running cluster before the job."""
     tls_ca: str = ""
@@ -232,8 +234,9 @@ class EngineConfig:
             _at_least(f"engine.{key}", getattr(self, key), 1)
         for key in ("threads", "user_blocks", "item_blocks"):
             _at_least(f"engine.{key}", getattr(self, key), 0)
-        if not self.connect_timeout > 0:
-            raise ConfigError(f"engine.connect_timeout: must be > 0, got {self.connect_timeout}")
+        for key in ("connect_timeout", "pause_timeout"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"engine.{key}: must be > 0, got {getattr(self, key)}")
         if bool(self.tls_ca) + bool(self.tls_cert) + bool(self.tls_key) not in (0, 3):
             raise ConfigError("engine.tls_ca, engine.tls_cert, engine.tls_key: give all three or none")
         if self.name == "dask" and self.scheduler != "local" and "://" not in self.scheduler:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from recsys_dist import progress
 from recsys_dist.als import init_matrix, regularization, solve_block
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_latest_checkpoint, save_checkpoint
@@ -144,17 +145,18 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         step = (*params, ex.task_threads, cg_steps)
         for iteration in range(start, model_cfg.n_iter):
             record = {"iteration": iteration + 1, "solver": solver, "engine": ex.name, "workers": ex.n_workers}
-            for dst, src in (("user", "item"), ("item", "user")):
-                t0 = time.perf_counter()
-                stats = np.sum(ex.solve(dst, solve_block, src, dst, step, with_prev=cg_steps > 0), axis=0)
-                record[f"{dst}_seconds"] = time.perf_counter() - t0
-                record[f"{dst}_task_seconds"] = float(stats[2])  # kernel time summed over blocks
-                if not np.isfinite(ex.matrix(dst)).all():
-                    raise FitError(f"iteration {iteration + 1}, {dst} half-step: non-finite factors; "
-                                   "increase model.reg or check the ratings")
-                reg = sum(regularization(ex.matrix(s), counts[s], model_cfg.reg, model_cfg.bias_reg, weighted)
-                          for s in ("user", "item"))
-                record[f"objective_after_{dst}"] = float(stats[0] + reg)
+            with progress.bar(f"iteration {iteration + 1}/{model_cfg.n_iter}", sum(n_blocks.values())):
+                for dst, src in (("user", "item"), ("item", "user")):
+                    t0 = time.perf_counter()
+                    stats = np.sum(ex.solve(dst, solve_block, src, dst, step, with_prev=cg_steps > 0), axis=0)
+                    record[f"{dst}_seconds"] = time.perf_counter() - t0
+                    record[f"{dst}_task_seconds"] = float(stats[2])  # kernel time summed over blocks
+                    if not np.isfinite(ex.matrix(dst)).all():
+                        raise FitError(f"iteration {iteration + 1}, {dst} half-step: non-finite factors; "
+                                       "increase model.reg or check the ratings")
+                    reg = sum(regularization(ex.matrix(s), counts[s], model_cfg.reg, model_cfg.bias_reg, weighted)
+                              for s in ("user", "item"))
+                    record[f"objective_after_{dst}"] = float(stats[0] + reg)
             record["objective"] = record["objective_after_item"]
             record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))
             if test is not None:

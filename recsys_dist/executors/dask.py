@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import recsys_dist
+from recsys_dist import progress
 from recsys_dist.errors import ConfigError, FitError
 from recsys_dist.executors.base import DriverMatrices, Loader, Task
 from recsys_dist.kernels.als import set_threads
@@ -156,11 +157,12 @@ class DaskExecutor(DriverMatrices):
     name = "dask"
 
     def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
-                 retries: int = 2, upload: str = "", tls: tuple[str, str, str] | None = None) -> None:
+                 retries: int = 2, upload: str = "", tls: tuple[str, str, str] | None = None,
+                 pause_timeout: float = 60.0) -> None:
         from distributed import Client, LocalCluster
 
         self.cluster = None
-        self.retries = retries
+        self.retries, self.pause_timeout = retries, pause_timeout
         self._blocks: dict[str, list] = {}
         if scheduler == "local":
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -187,6 +189,7 @@ class DaskExecutor(DriverMatrices):
         self._threads = {} if threads else kernel_threads(
             self.client.run(_cores), {a: w["nthreads"] for a, w in info.get("workers", {}).items()})
         self._token = uuid.uuid4().hex[:8]
+        self._advanced = 0  # blocks of the current attempt counted on the progress bar
         self._bounds: dict[str, list[tuple[int, int]]] = {}
         self._matrices: dict[str, np.ndarray] = {}
 
@@ -198,7 +201,7 @@ class DaskExecutor(DriverMatrices):
         keys = [f"inblock-{side}-{i}-{self._token}" for i in range(len(args))]
         futures = [self.client.submit(loader, *a, key=k, pure=False) for a, k in zip(args, keys)]
         self._blocks[side] = futures
-        described = self.client.gather(self.client.map(_describe, futures, pure=False))
+        described = self._gather(self.client.map(_describe, futures, pure=False), f"building the {side} blocks")
         self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
         return [counts for _, _, counts in described]
 
@@ -222,7 +225,7 @@ class DaskExecutor(DriverMatrices):
         """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, retried on loss."""
         bounds = self._bounds[side]
         for attempt in range(self.retries + 1):
-            src_future = None
+            src_future, self._advanced = None, 0
             try:
                 # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent on retry
                 src_future = self._broadcast(self._matrices[src])
@@ -233,18 +236,54 @@ class DaskExecutor(DriverMatrices):
                                               pure=False, workers=list(holders.get(block.key, ())) or None,
                                               allow_other_workers=True)
                            for block, block_rows in zip(self._blocks[side], own)]
-                return self.client.gather(futures)
+                return self._gather(futures, f"the {what}")
             except FitError:
                 raise
             except Exception as exc:  # a lost worker (mid-scatter or mid-task): scatter again and retry
                 if attempt == self.retries:
                     raise FitError(f"{what} failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
                 log.warning("%s failed (%r); retrying", what, exc)
+                progress.advance(-self._advanced)  # the retry runs every block again
                 time.sleep(1.0)  # let the scheduler notice the loss and reassign the lost blocks
             finally:
                 if src_future is not None:
                     self.client.cancel([src_future])
         raise AssertionError("unreachable")
+
+    def _gather(self, futures: list, what: str) -> list[Any]:
+        """The futures' results in order, advancing the progress bar as each finishes. Stops (FitError)
+        when nothing finishes for ``pause_timeout`` seconds while Dask has paused a worker for memory:
+        a paused worker starts no task, so the job would otherwise wait forever."""
+        from distributed import as_completed
+
+        finished = as_completed(futures)
+        last_finish = next_check = time.monotonic()
+        while not finished.is_empty():
+            if finished.has_ready():
+                batch = finished.next_batch(block=False)
+                self._advanced += len(batch)
+                progress.advance(len(batch))
+                last_finish = time.monotonic()
+                continue
+            time.sleep(0.05)
+            now = time.monotonic()
+            if now - last_finish > self.pause_timeout and now >= next_check:
+                next_check = now + 2.0
+                self._stop_if_paused(what, now - last_finish)
+        return self.client.gather(futures)
+
+    def _stop_if_paused(self, what: str, idle: float) -> None:
+        workers = self.client.scheduler_info()["workers"]
+        paused = {a: w for a, w in sorted(workers.items()) if w.get("status") == "paused"}
+        if not paused:
+            return  # long tasks, not a stall
+        gib = 1 << 30
+        detail = "; ".join(f"{a} uses {w.get('metrics', {}).get('memory', 0) / gib:.2f} GiB of its "
+                           f"{(w.get('memory_limit') or 0) / gib:.2f} GiB limit" for a, w in paused.items())
+        raise FitError(f"{what}: no block finished for {idle:.0f} s and Dask has paused {len(paused)} of {len(workers)} "
+                       f"workers for memory ({detail}); a paused worker starts no task. Give workers more memory "
+                       "(dask worker --memory-limit), add workers, or raise engine.user_blocks / engine.item_blocks; "
+                       "engine.pause_timeout sets how long to wait")
 
     def _broadcast(self, matrix: np.ndarray):  # noqa: ANN202 - a distributed.Future
         """Scatter ``matrix`` once, in bounded time; each worker fetches it from a peer the first time one

@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from recsys_dist import progress
 from recsys_dist.executors.base import DriverMatrices, Loader, Task
 
 
@@ -30,12 +31,17 @@ class InProcessExecutor(DriverMatrices):
             rows, block_stats = task(block, self._matrices[src], prev, *params)
             self._matrices[out][block.lo:block.hi] = rows
             stats.append(block_stats)
+            progress.advance()
         return stats
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
                    params: tuple) -> list[Any]:
-        return [task(block, self._matrices[src], None if rows is None else self._matrices[rows][block.lo:block.hi],
-                     *params) for block in self._blocks[side]]
+        results = []
+        for block in self._blocks[side]:
+            own = None if rows is None else self._matrices[rows][block.lo:block.hi]
+            results.append(task(block, self._matrices[src], own, *params))
+            progress.advance()
+        return results
 
     def memory_limit(self) -> int | None:
         return None

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from recsys_dist import progress
 from recsys_dist.blocking import InBlock
 from recsys_dist.errors import FitError
 from recsys_dist.executors.base import Loader, Task
@@ -84,6 +85,11 @@ def _map_in_worker(task: Callable[..., Any], ref: BlockRef, src: ArrayRef, rows:
     return task(block, _view(src), None if rows is None else _view(rows)[ref.lo:ref.hi], *params)
 
 
+def _numbered(job: tuple[int, Callable[..., Any], tuple]) -> tuple[int, Any]:
+    index, fn, args = job
+    return index, fn(*args)
+
+
 class SharedMemoryExecutor:
     name = "shm"
 
@@ -123,8 +129,12 @@ class SharedMemoryExecutor:
         return self._run(_map_in_worker, jobs, f"a map over the {side} blocks")
 
     def _run(self, fn: Callable[..., Any], jobs: list[tuple], what: str) -> list[Any]:
-        try:
-            return self._pool.starmap(fn, jobs, chunksize=1)
+        results: list[Any] = [None] * len(jobs)
+        try:  # results as they come, so progress moves per block; put back in block order
+            for index, result in self._pool.imap_unordered(_numbered, [(i, fn, job) for i, job in enumerate(jobs)]):
+                results[index] = result
+                progress.advance()
+            return results
         except FitError:
             raise
         except Exception as exc:  # a worker died or a task failed for another reason
