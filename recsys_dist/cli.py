@@ -355,7 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = progress.LogHandler(sys.stderr)  # log lines and progress bars share the terminal
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter drowns the job's lines
+    # distributed's INFO chatter drowns the job's lines. It sets its level when first imported (later, and
+    # only for the dask engine), from the Dask config, which the environment can still override.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     bars = progress.to_console(sys.stderr) if not args.quiet and sys.stderr.isatty() else contextlib.nullcontext()
     try:
         cfg = load_config(args, args.job)

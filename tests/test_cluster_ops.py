@@ -114,3 +114,79 @@ def test_ops_memory_limit_too_small_stops_with_what_is_needed(small_split, tmp_p
         assert "engine.user_blocks / engine.item_blocks (now 4 / 4)" in proc.stderr
         fits = _train_job(small_split, "--scheduler", cluster.address, "--iterations", "1", "--out", str(tmp_path / "m"))
         assert fits.returncode == 0, fits.stderr
+
+
+def _pause_for_memory(dask_worker) -> None:  # noqa: ANN001
+    """Run on a worker: drop Dask's pause threshold to 1 % of its limit, so its own memory monitor pauses it."""
+    dask_worker.memory_manager.memory_pause_fraction = 0.01
+
+
+def test_ops_worker_paused_for_memory_mid_training_stops_the_job_with_what_to_do(small_split, tmp_path):
+    from distributed import Client
+
+    from tests.cluster import cluster_processes
+
+    with cluster_processes() as cluster:
+        cluster.add_worker(extra=("--nthreads", "1", "--memory-limit", "1GB"))
+        cluster.wait_for_workers(1)
+        job = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "train.py"), "--train", str(small_split / "train"),
+                                "--scheduler", cluster.address, "--out", str(tmp_path / "m"), "--iterations", "100000",
+                                "--set", "engine.pause_timeout=3"], stderr=subprocess.PIPE, text=True)
+        try:
+            log = []
+            for line in job.stderr:
+                log.append(line)
+                if line.startswith("iteration 3:"):
+                    break
+            with Client(cluster.address, timeout=10) as client:
+                client.run(_pause_for_memory)
+            rest = job.communicate(timeout=120)[1]
+        finally:
+            job.kill()
+    assert job.returncode == 1, "".join(log) + rest
+    # stopped while waiting for blocks, or for the scatter of the fixed matrix (which needs a running worker)
+    assert "half-step: waited over 3 s (engine.pause_timeout) and Dask has paused 1 of 1 workers for memory" in rest, rest
+    assert "GiB of its 0.93 GiB limit" in rest and "engine.user_blocks / engine.item_blocks" in rest
+    assert not (tmp_path / "m" / "model.json").exists()
+
+
+def test_ops_job_killed_on_a_cluster_resumes_from_its_checkpoint(small_split, tmp_path):
+    import json
+    import signal
+
+    import numpy as np
+
+    from recsys_dist.checkpoint import load_model
+    from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+    from recsys_dist.train import fit
+    from tests.cluster import cluster_processes
+
+    out = tmp_path / "m"
+    settings = ["--set", "model.rank=8", "--set", "model.reg=0.05", "--set", "model.seed=3", "--iterations", "40",
+                "--checkpoint-every", "1", "--out", str(out)]
+    with cluster_processes() as cluster:
+        for _ in range(2):
+            cluster.add_worker()
+        cluster.wait_for_workers(2)
+        job = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "train.py"), "--train", str(small_split / "train"),
+                                "--scheduler", cluster.address, *settings], stderr=subprocess.PIPE, text=True)
+        try:
+            for line in job.stderr:  # the checkpoint of iteration 3 is written before iteration 4 is logged
+                if line.startswith("iteration 4:"):
+                    os.kill(job.pid, signal.SIGKILL)
+                    break
+        finally:
+            job.kill()
+            job.wait(timeout=30)
+        assert job.returncode == -signal.SIGKILL and not (out / "model.json").exists()
+        # the same cluster, a new job process: it continues from the newest checkpoint
+        resumed = _train_job(small_split, "--scheduler", cluster.address, *settings, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "resuming after iteration" in resumed.stderr
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == list(range(1, 41)) and {r["engine"] for r in log} == {"dask"}
+    undisturbed = fit(TrainConfig(train=str(small_split / "train")), ModelConfig(rank=8, reg=0.05, seed=3, n_iter=40),
+                      EngineConfig(name="inprocess")).model
+    model = load_model(str(out))
+    np.testing.assert_allclose(model.user_matrix_, undisturbed.user_matrix_, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.item_matrix_, undisturbed.item_matrix_, atol=1e-4, rtol=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import time
 import uuid
 from typing import Any, Callable, Sequence
@@ -115,6 +116,20 @@ def configured_scheduler() -> str | None:
     return dask.config.get("scheduler-address", None) or None
 
 
+def paused_workers(client) -> str:  # noqa: ANN001 - a distributed.Client
+    """A sentence naming the workers Dask has paused for memory and how to help, or "" if none is."""
+    workers = client.scheduler_info()["workers"]
+    paused = {a: w for a, w in sorted(workers.items()) if w.get("status") == "paused"}
+    if not paused:
+        return ""
+    gib = 1 << 30
+    detail = "; ".join(f"{a} uses {w.get('metrics', {}).get('memory', 0) / gib:.2f} GiB of its "
+                       f"{(w.get('memory_limit') or 0) / gib:.2f} GiB limit" for a, w in paused.items())
+    return (f"Dask has paused {len(paused)} of {len(workers)} workers for memory ({detail}), and a paused worker "
+            "starts no task. Give workers more memory (dask worker --memory-limit), add workers, or raise "
+            "engine.user_blocks / engine.item_blocks")
+
+
 def _size_threads(threads: dict[str, int]) -> None:
     if threads:
         from distributed import get_worker
@@ -174,6 +189,9 @@ class DaskExecutor(DriverMatrices):
             try:
                 self.client.wait_for_workers(1, timeout=max(connect_timeout, 30.0))
             except TimeoutError:
+                paused = paused_workers(self.client)
+                if paused:
+                    raise FitError(f"the Dask scheduler at {scheduler} has no running worker: {paused}") from None
                 raise ConfigError(f"engine.scheduler: the Dask scheduler at {scheduler} has no workers; start some "
                                   "with `dask worker ADDRESS`") from None
             if upload:
@@ -228,7 +246,7 @@ class DaskExecutor(DriverMatrices):
             src_future, self._advanced = None, 0
             try:
                 # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent on retry
-                src_future = self._broadcast(self._matrices[src])
+                src_future = self._broadcast(self._matrices[src], what)
                 # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
                 holders = self.client.who_has(self._blocks[side])
                 own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
@@ -254,38 +272,29 @@ class DaskExecutor(DriverMatrices):
         """The futures' results in order, advancing the progress bar as each finishes. Stops (FitError)
         when nothing finishes for ``pause_timeout`` seconds while Dask has paused a worker for memory:
         a paused worker starts no task, so the job would otherwise wait forever."""
-        from distributed import as_completed
-
-        finished = as_completed(futures)
-        last_finish = next_check = time.monotonic()
-        while not finished.is_empty():
-            if finished.has_ready():
-                batch = finished.next_batch(block=False)
-                self._advanced += len(batch)
-                progress.advance(len(batch))
-                last_finish = time.monotonic()
-                continue
-            time.sleep(0.05)
-            now = time.monotonic()
-            if now - last_finish > self.pause_timeout and now >= next_check:
-                next_check = now + 2.0
-                self._stop_if_paused(what, now - last_finish)
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        for future in futures:
+            future.add_done_callback(finished.put)  # called once each, on success, error or cancellation
+        last_finish = time.monotonic()
+        for _ in futures:
+            while True:
+                try:
+                    finished.get(timeout=2.0)
+                    break
+                except queue.Empty:
+                    if time.monotonic() - last_finish > self.pause_timeout:
+                        self._stop_if_paused(what)
+            last_finish = time.monotonic()
+            self._advanced += 1
+            progress.advance()
         return self.client.gather(futures)
 
-    def _stop_if_paused(self, what: str, idle: float) -> None:
-        workers = self.client.scheduler_info()["workers"]
-        paused = {a: w for a, w in sorted(workers.items()) if w.get("status") == "paused"}
-        if not paused:
-            return  # long tasks, not a stall
-        gib = 1 << 30
-        detail = "; ".join(f"{a} uses {w.get('metrics', {}).get('memory', 0) / gib:.2f} GiB of its "
-                           f"{(w.get('memory_limit') or 0) / gib:.2f} GiB limit" for a, w in paused.items())
-        raise FitError(f"{what}: no block finished for {idle:.0f} s and Dask has paused {len(paused)} of {len(workers)} "
-                       f"workers for memory ({detail}); a paused worker starts no task. Give workers more memory "
-                       "(dask worker --memory-limit), add workers, or raise engine.user_blocks / engine.item_blocks; "
-                       "engine.pause_timeout sets how long to wait")
+    def _stop_if_paused(self, what: str) -> None:
+        paused = paused_workers(self.client)
+        if paused:  # else long tasks, not a stall
+            raise FitError(f"{what}: waited over {self.pause_timeout:g} s (engine.pause_timeout) and {paused}")
 
-    def _broadcast(self, matrix: np.ndarray):  # noqa: ANN202 - a distributed.Future
+    def _broadcast(self, matrix: np.ndarray, what: str):  # noqa: ANN202 - a distributed.Future
         """Scatter ``matrix`` once, in bounded time; each worker fetches it from a peer the first time one
         of its tasks needs it. (``broadcast=True`` pushed it to every worker up front, a little faster, but
         a push that raced a dying worker could stall forever.) A stuck scatter raises TimeoutError and
@@ -294,11 +303,19 @@ class DaskExecutor(DriverMatrices):
 
         limit = 30 + matrix.nbytes * self.n_workers / 50e6  # generous for a 50 MB/s link
         pool = concurrent.futures.ThreadPoolExecutor(1)
+        started = time.monotonic()
         try:
             call = pool.submit(self.client.scatter, matrix, hash=False)
-            return call.result(timeout=limit)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"broadcast of a {matrix.nbytes / 1e6:.0f} MB matrix took over {limit:.0f} s") from None
+            while True:
+                try:
+                    return call.result(timeout=2.0)
+                except concurrent.futures.TimeoutError:
+                    waited = time.monotonic() - started
+                    if waited > self.pause_timeout:  # a scatter waits for a running worker
+                        self._stop_if_paused(f"the broadcast for the {what}")
+                    if waited > limit:
+                        raise TimeoutError(f"broadcast of a {matrix.nbytes / 1e6:.0f} MB matrix took over "
+                                           f"{limit:.0f} s") from None
         finally:
             pool.shutdown(wait=False)
 
