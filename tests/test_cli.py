@@ -71,3 +71,45 @@ def test_cli_one_million_row_synthetic_ingest(tmp_path):
     assert (ds.n_ratings, ds.n_users, ds.n_items) == (1_000_209, 6040, 3706)
     assert ds.manifest["source"]["format"] == "ml-1m"
     ds.verify()
+
+
+def _snapshot(root: Path, skip: set[Path]) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` (outside ``skip``) with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file() and not any(s == p or s in p.parents for s in skip)}
+
+
+@pytest.mark.parametrize("engine", ["inprocess", "shm"])
+def test_cli_jobs_write_only_under_their_output_locations(tmp_path, engine):
+    """ingest, split, train, evaluate, score and fold-in, run from an unrelated directory with relative paths:
+    the inputs, the working directory and the temporary directory are left exactly as they were."""
+    import os
+    import subprocess
+
+    from tests.conftest import write_zip
+
+    work, tmp = tmp_path / "work", tmp_path / "tmpdir"
+    for d in (work / "in", tmp):
+        d.mkdir(parents=True)
+    lines = [f"{u}::{i}::{(u * i) % 5 + 1}::{1_000_000 + u * 7 + i}" for u in range(1, 41) for i in range(1, 31)
+             if (u + i) % 3]
+    write_zip(work / "in" / "ml-1m.zip", {"ml-1m/ratings.dat": "\n".join(lines).encode()})
+    (work / "in" / "new.csv").write_text("user_id,item_id,rating\n999,1,5\n999,2,3\n")
+    outputs = ["ds", "split", "model", "eval", "recs", "folded"]
+    steps = [
+        ("ingest", "--source", "in/ml-1m.zip", "--out", "out/ds"),
+        ("split", "--data", "out/ds", "--out", "out/split"),
+        ("train", "--train", "out/split/train", "--iterations", "3", "--engine", engine, "--out", "out/model",
+         "--checkpoint-every", "1"),
+        ("evaluate", "--model", "out/model", "--data", "out/split/test", "--engine", engine, "--out", "out/eval"),
+        ("score", "--model", "out/model", "--engine", engine, "--k", "5", "--out", "out/recs"),
+        ("fold-in", "--model", "out/model", "--ratings", "in/new.csv", "--out", "out/folded"),
+    ]
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
+    for step in steps:
+        before = _snapshot(tmp_path, {work / "out"})
+        proc = subprocess.run([sys.executable, "-m", "recsys_dist", *step], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, (step, proc.stderr)
+        assert _snapshot(tmp_path, {work / "out"}) == before, step[0]  # no stray file, no input touched
+    assert sorted(p.name for p in (work / "out").iterdir()) == sorted(outputs)
