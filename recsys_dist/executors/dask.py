@@ -207,7 +207,6 @@ class DaskExecutor(DriverMatrices):
         self._threads = {} if threads else kernel_threads(
             self.client.run(_cores), {a: w["nthreads"] for a, w in info.get("workers", {}).items()})
         self._token = uuid.uuid4().hex[:8]
-        self._advanced = 0  # blocks of the current attempt counted on the progress bar
         self._bounds: dict[str, list[tuple[int, int]]] = {}
         self._matrices: dict[str, np.ndarray] = {}
 
@@ -243,7 +242,7 @@ class DaskExecutor(DriverMatrices):
         """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, retried on loss."""
         bounds = self._bounds[side]
         for attempt in range(self.retries + 1):
-            src_future, self._advanced = None, 0
+            src_future = None
             try:
                 # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent on retry
                 src_future = self._broadcast(self._matrices[src], what)
@@ -261,7 +260,6 @@ class DaskExecutor(DriverMatrices):
                 if attempt == self.retries:
                     raise FitError(f"{what} failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
                 log.warning("%s failed (%r); retrying", what, exc)
-                progress.advance(-self._advanced)  # the retry runs every block again
                 time.sleep(1.0)  # let the scheduler notice the loss and reassign the lost blocks
             finally:
                 if src_future is not None:
@@ -275,19 +273,21 @@ class DaskExecutor(DriverMatrices):
         finished: queue.SimpleQueue = queue.SimpleQueue()
         for future in futures:
             future.add_done_callback(finished.put)  # called once each, on success, error or cancellation
-        last_finish = time.monotonic()
-        for _ in futures:
-            while True:
+        done, last_finish = 0, time.monotonic()
+        try:
+            while done < len(futures):
                 try:
                     finished.get(timeout=2.0)
-                    break
                 except queue.Empty:
                     if time.monotonic() - last_finish > self.pause_timeout:
                         self._stop_if_paused(what)
-            last_finish = time.monotonic()
-            self._advanced += 1
-            progress.advance()
-        return self.client.gather(futures)
+                    continue
+                done, last_finish = done + 1, time.monotonic()
+                progress.advance()
+            return self.client.gather(futures)
+        except BaseException:
+            progress.advance(-done)  # a retry runs every block again
+            raise
 
     def _stop_if_paused(self, what: str) -> None:
         paused = paused_workers(self.client)
