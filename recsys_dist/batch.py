@@ -50,7 +50,8 @@ def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, a
         n_users = len(model.user_ids_)
         n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
         args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
-        ex.load_blocks("user", load_user_block, args)
+        with progress.bar("building user blocks", len(args)):
+            ex.load_blocks("user", load_user_block, args)
         ex.new_matrix("user", *model.user_matrix_.shape)[...] = model.user_matrix_
         ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.item_matrix_
         users = n_users if wanted is None else len(wanted)

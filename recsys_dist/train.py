@@ -131,11 +131,12 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                     for side, n, configured in (("user", train.n_users, engine_cfg.user_blocks),
                                                 ("item", train.n_items, engine_cfg.item_blocks))}
         check_worker_memory(ex, train, rank, n_blocks)
-        for side, n, loader in (("user", train.n_users, load_user_block), ("item", train.n_items, load_item_block)):
-            bounds = block_bounds(n, n_blocks[side])
-            args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
-            counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
-            ex.new_matrix(side, n, rank + 1)
+        with progress.bar("building blocks", sum(n_blocks.values())):
+            for side, n, loader in (("user", train.n_users, load_user_block), ("item", train.n_items, load_item_block)):
+                bounds = block_bounds(n, n_blocks[side])
+                args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
+                counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
+                ex.new_matrix(side, n, rank + 1)
         history, start = _initial_state(ex, train, train_cfg, model_cfg, rank)
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)

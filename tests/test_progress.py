@@ -55,6 +55,7 @@ def test_progress_bar_per_iteration_counts_every_block_on_each_engine(small_spli
     for i in (1, 2, 3):  # each iteration's bar climbs from 0 to all 3 + 2 blocks, never back
         counts = [done for done, total in drawn[f"iteration {i}/3"] if total == 5]
         assert counts[0] == 0 and counts[-1] == 5 and counts == sorted(counts) and len(set(counts)) >= 3, counts
+    assert drawn["building blocks"][0] == (0, 5) and drawn["building blocks"][-1] == (5, 5)  # set-up has its bar
     scoring = [label for label in drawn if label.startswith("scoring")]
     assert scoring == ["scoring 300 users, top 5"], drawn.keys()
     assert drawn[scoring[0]][-1][0] == drawn[scoring[0]][-1][1] >= 2  # every user block of the pass done

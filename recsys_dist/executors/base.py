@@ -19,8 +19,9 @@ evaluation: the same broadcast of ``src``, ``task(block, src_matrix, own_rows, *
 for each resident block -- ``own_rows`` is the block's rows of matrix ``rows`` (or None) --
 and the tasks' (small) results returned in block order. Nothing is written.
 
-Both call ``progress.advance()`` once per block as it finishes (in whatever order blocks finish),
-which moves the console bar the driver opened around them; without a bar it does nothing.
+These two and ``load_blocks`` call ``progress.advance()`` once per block as it finishes (in
+whatever order blocks finish), which moves the console bar the driver opened around them; without
+a bar it does nothing.
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ class InProcessExecutor(DriverMatrices):
         self._matrices: dict[str, np.ndarray] = {}
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
-        self._blocks[side] = [loader(*a) for a in args]
+        self._blocks[side] = []
+        for a in args:
+            self._blocks[side].append(loader(*a))
+            progress.advance()
         return [b.row_counts() for b in self._blocks[side]]
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,

@@ -20,7 +20,7 @@ import numpy as np
 
 from recsys_dist import progress
 from recsys_dist.blocking import InBlock
-from recsys_dist.errors import FitError
+from recsys_dist.errors import FitError, RecsysError
 from recsys_dist.executors.base import Loader, Task
 
 PREFIX = "rsd"  # segment names start with this, so leaks are easy to find in /dev/shm
@@ -101,7 +101,7 @@ class SharedMemoryExecutor:
         self._segments: list[str] = []
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
-        results = self._pool.starmap(_load_in_worker, [(loader, a) for a in args])
+        results = self._run(_load_in_worker, [(loader, a) for a in args], f"building the {side} blocks")
         self._blocks[side] = [ref for ref, _ in results]
         for ref, _ in results:
             self._segments += [ref.indptr.name, ref.indices.name, ref.values.name]
@@ -135,7 +135,7 @@ class SharedMemoryExecutor:
                 results[index] = result
                 progress.advance()
             return results
-        except FitError:
+        except RecsysError:  # raised on purpose by the task, with its own message
             raise
         except Exception as exc:  # a worker died or a task failed for another reason
             raise FitError(f"shared-memory worker failed during {what}: {exc!r}") from exc
