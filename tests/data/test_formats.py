@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from recsys_dist.config import IngestConfig
 from recsys_dist.data.dataset import Dataset
