@@ -25,9 +25,8 @@ from recsys_dist.errors import DataError
 from recsys_dist.evaluate import ranking_metrics, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
-from recsys_dist.recommend import score_block, top_k
+from recsys_dist.recommend import rank_block, score_block, top_k
 
-BlockResult = tuple[np.ndarray, np.ndarray, np.ndarray]  # user indices, items [n, k], scores [n, k]
 
 
 def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
@@ -43,9 +42,11 @@ def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
 
 
 def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, allowed: np.ndarray | None,
-                wanted: np.ndarray | None, block_users: int, label: str = "scoring") -> list[BlockResult]:
+                wanted: np.ndarray | None, block_users: int, label: str = "scoring",
+                relevant: tuple[np.ndarray, np.ndarray] | None = None) -> list[Any]:
     """Top-k of the ``wanted`` users (all when None) without their training items, block by block on the engine;
-    ``label`` names the pass on the progress bar."""
+    ``label`` names the pass on the progress bar. With ``relevant`` (a CSR of relevant items over all users),
+    each block also returns its users' AUC and reciprocal rank (``recommend.rank_block``)."""
     with make_executor(engine) as ex:
         n_users = len(model.user_ids_)
         n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
@@ -53,9 +54,12 @@ def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, a
         with progress.bar("building user blocks", len(args)):
             ex.load_blocks("user", load_user_block, args)
         ex.new_matrix("user", *model.user_matrix_.shape)[...] = model.user_matrix_
-        ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.item_matrix_
+        ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.ranking_item_matrix()
         users = n_users if wanted is None else len(wanted)
         with progress.bar(f"{label} {users} users, top {k}", len(args)):
+            if relevant is not None:
+                return ex.map_blocks("user", rank_block, "item", "user",
+                                     (float(model.mu_), k, wanted, *relevant, ex.task_threads))
             return ex.map_blocks("user", score_block, "item", "user",
                                  (float(model.mu_), k, allowed, wanted, ex.task_threads))
 
@@ -92,12 +96,19 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     train = training_data(model, cfg.model, cfg.train)
     wanted = np.zeros(len(model.user_ids_), bool)
     wanted[evaluated] = True
-    blocks = block_top_k(model, train, engine, max(cfg.k), None, wanted, ScoreConfig().block_users, "ranking")
+    rel_indptr = np.zeros(len(model.user_ids_) + 1, np.int64)
+    np.add.at(rel_indptr, rel_users + 1, 1)
+    rel_indptr = np.cumsum(rel_indptr)
+    blocks = block_top_k(model, train, engine, max(cfg.k), None, wanted, ScoreConfig().block_users, "ranking",
+                         (rel_indptr, np.ascontiguousarray(rel_items, np.int32)))
     got_users = np.concatenate([b[0] for b in blocks])
     assert np.array_equal(got_users, evaluated), "blocks returned other users than asked"
     recommended = np.concatenate([b[1] for b in blocks]) if blocks else np.empty((0, max(cfg.k)), np.int32)
     metrics = ranking_metrics(recommended, relevant_lists, sorted(set(cfg.k)), len(model.item_ids_))
-    return {"relevance": cfg.relevance, "users": int(len(evaluated)), "at": metrics}
+    auc, rr = (np.concatenate([b[i] for b in blocks]) for i in (3, 4))
+    return {"relevance": cfg.relevance, "users": int(len(evaluated)), "at": metrics,
+            "mrr": float(np.mean(rr)) if len(rr) else float("nan"),
+            "auc": float(np.mean(auc)) if len(auc) else float("nan")}
 
 
 def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
@@ -119,8 +130,8 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
     blocks = [(model.user_ids_[users], items, scores)
               for users, items, scores in block_top_k(model, train, engine, cfg.k, allowed, wanted, cfg.block_users)]
     if len(unknown):  # users the model has never seen: the best items by mu + b_i, one extra part
-        items, scores = top_k(model.user_matrix_, model.item_matrix_, model.mu_, np.full(len(unknown), -1), cfg.k,
-                              None, allowed)
+        items, scores = top_k(model.user_matrix_, model.ranking_item_matrix(), model.mu_, np.full(len(unknown), -1),
+                              cfg.k, None, allowed)
         blocks.append((unknown, items, scores))
     writer = RecommendationWriter(cfg.out)
     try:

@@ -73,6 +73,9 @@ def save_model(model: ALSModel, url: str, extra: dict[str, Any] | None = None) -
         "user_ids.parquet": _parquet("user_id", model.user_ids_),
         "item_ids.parquet": _parquet("item_id", model.item_ids_),
     }
+    for side, counts in (("user", model.user_counts_), ("item", model.item_counts_)):
+        if counts is not None:
+            files[f"{side}_counts.npy"] = _npy(np.asarray(counts, np.int64))
     sums = {name: _put(fs, f"{root}/{name}", data) for name, data in files.items()}
     meta = {"format_version": FORMAT_VERSION, "kind": model.kind, "mu": model.mu_, "n_factors": model.n_factors,
             "n_users": len(model.user_ids_), "n_items": len(model.item_ids_), "config": model.config,
@@ -122,8 +125,10 @@ def load_model(url: str) -> ALSModel:
         values = table.column(column).to_numpy(zero_copy_only=False)
         return values if values.dtype.kind in "iu" else values.astype(object)
 
+    counts = {side: array(f"{side}_counts.npy") if f"{side}_counts.npy" in files else None for side in ("user", "item")}
     return ALSModel(meta["kind"], float(meta["mu"]), array("user_matrix.npy"), array("item_matrix.npy"),
-                    ids("user_ids.parquet", "user_id"), ids("item_ids.parquet", "item_id"), meta.get("config", {}))
+                    ids("user_ids.parquet", "user_id"), ids("item_ids.parquet", "item_id"), meta.get("config", {}),
+                    counts["user"], counts["item"])
 
 
 def save_checkpoint(url: str, iteration: int, matrices: dict[str, np.ndarray], state: dict[str, Any],

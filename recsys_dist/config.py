@@ -154,37 +154,66 @@ class RunConfig:
             raise ConfigError("run.out: must name a directory")
 
 
-MODEL_KINDS = ("als", "bias", "mean")
+MODEL_KINDS = ("als", "bias", "mean", "implicit_als", "bpr", "popular")
+RANKING_KINDS = ("implicit_als", "bpr", "popular")  # scores rank items; they are not ratings
 CG_FROM_RANK = 32
 ENGINES = ("inprocess", "shm", "dask")
+CONFIDENCES = ("1+alpha*r", "alpha*r")
 
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     kind: str = "als"
-    """``als`` (biased matrix factorization), ``bias`` (user and item biases only) or ``mean``."""
+    """``als`` (biased matrix factorization of ratings), ``bias`` (user and item biases only),
+    ``mean``; for ranking: ``implicit_als`` (Hu, Koren & Volinsky), ``bpr`` (Bayesian personalized
+    ranking) and ``popular`` (items by number of interactions)."""
     rank: int = 10
-    """Number of latent factors k (als)."""
+    """Number of latent factors k (als, implicit_als, bpr)."""
     reg: float = 0.1
-    """Factor regularization lambda."""
+    """Factor regularization lambda (bpr: the weight decay of each SGD update)."""
     bias_reg: float = 0.1
-    """Bias regularization (for ``bias``: the damping added to each bias's count)."""
+    """Bias regularization (for ``bias``: the damping added to each bias's count; bpr: the item bias's decay)."""
+    rank_damping: float = 5.0
+    """als, bias: when ranking items (score, evaluate, recommend), each item's predicted deviation
+    from the mean (its bias and factors) is multiplied by n_i / (n_i + rank_damping), n_i its
+    training ratings: a Bayesian shrinkage toward the mean, so top-K lists are not led by items
+    with one or two five-star ratings. Predicted ratings (and RMSE) are unaffected; 0 turns it off."""
     reg_mode: str = "weighted"
-    """``weighted``: lambda * n_ratings per row (Spark MLlib); ``plain``: lambda."""
+    """``weighted``: lambda * n per row (n its ratings, or interactions; Spark MLlib); ``plain``: lambda."""
     n_iter: int = 10
-    """Iterations; each is a user half-step then an item half-step."""
+    """Iterations (als, implicit_als: a user then an item half-step) or epochs (bpr)."""
     seed: int = 0
     tol: float = 0.0
     """Stop early when an iteration lowers the training objective by less than this fraction."""
     solver: str = "auto"
     """``cholesky``: exact solves; ``cg``: ``cg_steps`` conjugate-gradient steps warm-started from
     the previous iterate (about 2x faster at rank 64, same accuracy: see the README); ``auto``: cg
-    from rank CG_FROM_RANK up, where forming and factoring the (k+1)^2 system dominates, else cholesky."""
+    for implicit_als, and for als from rank CG_FROM_RANK up, where forming and factoring the
+    (k+1)^2 system dominates; else cholesky."""
     cg_steps: int = 3
+    threshold: float = 0.0
+    """Ranking models: ratings at or above this count as interactions (positives); the rest are ignored."""
+    alpha: float = 1.0
+    """implicit_als: confidence slope (see ``confidence``)."""
+    confidence: str = "1+alpha*r"
+    """implicit_als: confidence of an interaction, ``1+alpha*r`` (Spark, LensKit) or ``alpha*r`` (implicit)."""
+    strength: str = "rating"
+    """implicit_als: what r is in the confidence: the ``rating``, or 1 for every interaction (``binary``)."""
+    learning_rate: float = 0.05
+    """bpr: SGD step size of the first epoch."""
+    lr_decay: float = 1.0
+    """bpr: the step size is multiplied by this after every epoch."""
+    negatives: str = "uniform"
+    """bpr: negative items drawn ``uniform``ly or by ``popularity`` (weight n_i^0.75), never a positive of the user."""
+    strata: int = 8
+    """bpr: user blocks = item strata of the stratified SGD (parallel tasks per sub-epoch). The model
+    depends on this (and the seed), never on the engine or worker count: keep it >= the workers."""
 
     def effective_solver(self) -> str:
         if self.solver != "auto":
             return self.solver
+        if self.kind == "implicit_als":
+            return "cg"
         return "cg" if self.kind == "als" and self.rank >= CG_FROM_RANK else "cholesky"
 
     def validate(self) -> None:
@@ -192,14 +221,22 @@ class ModelConfig:
         _choice("model.solver", self.solver, ("auto", "cholesky", "cg"))
         _at_least("model.cg_steps", self.cg_steps, 1)
         _choice("model.reg_mode", self.reg_mode, ("weighted", "plain"))
+        _choice("model.confidence", self.confidence, CONFIDENCES)
+        _choice("model.strength", self.strength, ("rating", "binary"))
+        _choice("model.negatives", self.negatives, ("uniform", "popularity"))
         _at_least("model.rank", self.rank, 1)
         _at_least("model.n_iter", self.n_iter, 1)
-        for key in ("reg", "bias_reg", "tol"):
+        _at_least("model.strata", self.strata, 1)
+        for key in ("reg", "bias_reg", "rank_damping", "tol", "alpha", "learning_rate", "lr_decay"):
             value = getattr(self, key)
             if not value >= 0:
                 raise ConfigError(f"model.{key}: must be >= 0, got {value}")
-        if self.kind == "als" and self.reg_mode == "plain" and self.reg == 0:
+        if self.kind in ("als", "implicit_als") and self.reg_mode == "plain" and self.reg == 0:
             raise ConfigError("model.reg: plain regularization needs reg > 0 so every system is solvable")
+        if self.kind == "implicit_als" and self.alpha == 0 and self.confidence == "alpha*r":
+            raise ConfigError("model.alpha: with confidence alpha*r, alpha must be > 0")
+        if self.kind == "bpr" and self.learning_rate == 0:
+            raise ConfigError("model.learning_rate: bpr needs a positive step size")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from recsys_dist.errors import DataError
-from recsys_dist.als import fold_in_rows
+from recsys_dist.als import fold_in_rows, init_matrix
 from recsys_dist.kernels.als import predict_pairs
+from recsys_dist.models.bpr import fold_in_bpr
+from recsys_dist.models.implicit_als import fold_in_implicit
 from recsys_dist.recommend import similar, top_k
 
 
@@ -18,7 +20,9 @@ class ALSModel:
     """Fitted model. Matrices hold factors with the bias in the last column ([n, k+1] float32).
 
     Users or items without training ratings have zero factors and bias, so their predictions
-    fall back to mu + the known side's bias. ``kind`` is ``als``, ``bias`` (k = 0) or ``mean``.
+    fall back to mu + the known side's bias. ``kind`` is a ``model.kind`` (see recsys_dist.models
+    for how ranking kinds use the layout). ``user_counts_`` / ``item_counts_`` hold each row's
+    training ratings when known (models saved before they were recorded have None).
     """
 
     kind: str
@@ -28,6 +32,17 @@ class ALSModel:
     user_ids_: np.ndarray
     item_ids_: np.ndarray
     config: dict[str, Any] = field(default_factory=dict)
+    user_counts_: np.ndarray | None = field(default=None, repr=False)
+    item_counts_: np.ndarray | None = field(default=None, repr=False)
+
+    def ranking_item_matrix(self) -> np.ndarray:
+        """The item matrix top-K ranks with: for rating models, each item row (bias and factors) shrunk
+        by n_i / (n_i + model.rank_damping) toward the mean (see ModelConfig.rank_damping); else as is."""
+        damping = float(self.config.get("model", {}).get("rank_damping", 0.0))
+        if self.kind not in ("als", "bias") or damping <= 0 or self.item_counts_ is None:
+            return self.item_matrix_
+        n = self.item_counts_.astype(np.float64)
+        return (self.item_matrix_ * (n / (n + damping))[:, None]).astype(np.float32)
 
     @property
     def n_factors(self) -> int:
@@ -80,7 +95,8 @@ class ALSModel:
         """
         allowed = self._item_mask(items, deny)
         excl = None if exclude is None else [self.item_index(np.asarray(x)) for x in exclude]
-        idx, scores = top_k(self.user_matrix_, self.item_matrix_, self.mu_, self.user_index(user_ids), k, excl, allowed)
+        idx, scores = top_k(self.user_matrix_, self.ranking_item_matrix(), self.mu_, self.user_index(user_ids), k, excl,
+                            allowed)
         return self._item_ids_of(idx), scores
 
     def similar_items(self, item_ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +123,16 @@ class ALSModel:
         users, rows = np.unique(user_ids[known], return_inverse=True)
         settings = self.config.get("model", {})
         weighted = self.kind == "als" and settings.get("reg_mode", "weighted") == "weighted"
-        if self.kind == "mean":
-            solved = np.zeros((len(users), 1), np.float32)
+        if self.kind in ("mean", "popular"):  # user rows play no part in these scores
+            solved = np.zeros((len(users), self.user_matrix_.shape[1]), np.float32)
+        elif self.kind == "implicit_als":
+            solved = fold_in_implicit(self.item_matrix_, rows, items[known], ratings[known], len(users), settings)
+        elif self.kind == "bpr":  # SGD from each user's current row (the initial row for a new user)
+            current = self.user_index(users)
+            init = init_matrix(int(settings.get("seed", 0)), 0, len(self.user_ids_) + len(users), self.n_factors)
+            start = np.where((current >= 0)[:, None], self.user_matrix_[np.maximum(current, 0)],
+                             init[len(self.user_ids_) + np.arange(len(users))])
+            solved = fold_in_bpr(self.item_matrix_, rows, items[known], ratings[known], len(users), settings, start)
         else:
             solved = fold_in_rows(self.item_matrix_, rows, items[known], ratings[known], len(users), float(self.mu_),
                                   float(settings.get("reg", 0.1)), float(settings.get("bias_reg", 0.1)), weighted)
@@ -117,8 +141,13 @@ class ALSModel:
         matrix = np.zeros((len(all_ids), self.user_matrix_.shape[1]), np.float32)
         matrix[_lookup(all_ids, self.user_ids_)] = self.user_matrix_
         matrix[_lookup(all_ids, users)] = solved
+        user_counts = None
+        if self.user_counts_ is not None:
+            user_counts = np.zeros(len(all_ids), np.int64)
+            user_counts[_lookup(all_ids, self.user_ids_)] = self.user_counts_
+            user_counts[_lookup(all_ids, users)] = np.bincount(rows, minlength=len(users))
         return ALSModel(self.kind, self.mu_, matrix, self.item_matrix_, all_ids, self.item_ids_,
-                        {**self.config, "folded_in_users": int(len(users))})
+                        {**self.config, "folded_in_users": int(len(users))}, user_counts, self.item_counts_)
 
     def _item_mask(self, items: np.ndarray | None, deny: np.ndarray | None) -> np.ndarray | None:
         if items is None and deny is None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from recsys_dist.blocking import InBlock
 from recsys_dist.kernels.als import set_threads
-from recsys_dist.kernels.topk import topk_rows
+from recsys_dist.kernels.topk import rank_stats_rows, topk_rows
 
 
 def lists_to_csr(lists: list[np.ndarray] | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +49,37 @@ def score_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, 
     never returning an item the user rated in the block. Returns (user indices int64[n], items
     int32[n, k], scores float32[n, k]); only this block's results travel back."""
     set_threads(threads)
+    users, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu, wanted)
+    allowed = np.ones(len(item_matrix), np.bool_) if allowed is None else np.asarray(allowed, np.bool_)
+    items = np.empty((len(users), k), np.int32)
+    scores = np.empty((len(users), k), np.float32)
+    topk_rows(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias, item_matrix[:, -1].astype(np.float64),
+              allowed, indptr, indices, k, items, scores)
+    return users + block.lo, items, scores
+
+
+def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
+               wanted: np.ndarray, rel_indptr: np.ndarray, rel_indices: np.ndarray,
+               threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Executor task of evaluation: ``score_block``'s top-k of the wanted users plus, from their whole
+    ranked lists, AUC and reciprocal rank against their relevant items (``rel_indptr``/``rel_indices``:
+    a CSR over all users of the model). Returns (users, items, scores, auc, reciprocal rank)."""
+    users, items, scores = score_block(block, item_matrix, user_rows, mu, k, None, wanted, threads)
+    _, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu, wanted)
+    counts = rel_indptr[users + 1] - rel_indptr[users]
+    sub_indptr = np.zeros(len(users) + 1, np.int64)
+    np.cumsum(counts, out=sub_indptr[1:])
+    sub = np.concatenate([rel_indices[rel_indptr[u]:rel_indptr[u + 1]] for u in users]) if len(users) else \
+        np.empty(0, np.int32)
+    auc, rr = np.empty(len(users)), np.empty(len(users))
+    rank_stats_rows(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias,
+                    item_matrix[:, -1].astype(np.float64), indptr, indices, sub_indptr,
+                    np.ascontiguousarray(sub, np.int32), auc, rr)
+    return users, items, scores, auc, rr
+
+
+def _block_queries(block: InBlock, user_rows: np.ndarray, mu: float, wanted: np.ndarray | None):  # noqa: ANN202
+    """The wanted users of a block (local indices), their factor rows and biases, and their training items as CSR."""
     counts = np.diff(block.indptr)
     keep = np.ones(block.hi - block.lo, bool) if wanted is None else np.asarray(wanted[block.lo:block.hi], bool)
     users = np.flatnonzero(keep)
@@ -56,13 +87,8 @@ def score_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, 
     np.cumsum(counts[users], out=indptr[1:])
     indices = block.indices if keep.all() else block.indices[np.repeat(keep, counts)]
     rows = user_rows[users]
-    allowed = np.ones(len(item_matrix), np.bool_) if allowed is None else np.asarray(allowed, np.bool_)
-    items = np.empty((len(users), k), np.int32)
-    scores = np.empty((len(users), k), np.float32)
-    topk_rows(np.ascontiguousarray(rows[:, :-1], np.float32), np.ascontiguousarray(item_matrix[:, :-1]),
-              mu + rows[:, -1].astype(np.float64), item_matrix[:, -1].astype(np.float64), allowed, indptr,
-              np.ascontiguousarray(indices, np.int32), k, items, scores)
-    return users + block.lo, items, scores
+    return (users, np.ascontiguousarray(rows[:, :-1], np.float32), mu + rows[:, -1].astype(np.float64), indptr,
+            np.ascontiguousarray(indices, np.int32))
 
 
 def similar(item_matrix: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,17 +1,11 @@
-"""The training driver: build blocks, initialise, loop half-steps through an executor.
+"""The training driver: build blocks, initialise, loop iterations through an executor.
 
-One iteration is two calls of the same half-step with the roles swapped:
-
-    user half-step: src = item matrix (fixed, broadcast)  -> dst = user matrix
-    item half-step: src = user matrix (fixed, broadcast)  -> dst = item matrix
-
-Each half-step minimises the objective exactly over the dst side, so the objective
-
-    sum (r - mu - b_u - b_i - p_u.q_i)^2 + sum_rows s_r (reg |x_r|^2 + bias_reg b_r^2)
-
-never increases. The driver reduces the per-block squared errors, adds the
-regularization terms, records figures, checkpoints and decides when to stop; it never
-knows which executor runs the blocks.
+What one iteration is belongs to the model kind (``recsys_dist.models``): two symmetric ALS
+half-steps for ``als``, ``bias`` and ``implicit_als``, B stratified sub-epochs of SGD for
+``bpr``. The driver owns everything around it: opening the data, building each side's blocks
+where the engine runs them, initial factors (or a checkpoint), the per-iteration record, the
+test score, callbacks, checkpoints and the early stop. It never knows which executor runs the
+blocks, nor how a model's task functions compute.
 """
 
 from __future__ import annotations
@@ -27,16 +21,18 @@ from typing import Any, Callable
 import numpy as np
 
 from recsys_dist import progress
-from recsys_dist.als import init_matrix, regularization, solve_block
+from recsys_dist.als import init_matrix
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_latest_checkpoint, save_checkpoint
-from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+from recsys_dist.config import RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
 from recsys_dist.data.blocks import load_item_block, load_user_block
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.errors import CheckpointError, DataError, FitError
 from recsys_dist.evaluate import rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
+from recsys_dist.models import steps_for
+from recsys_dist.models.popular import popular_matrices
 
 log = logging.getLogger(__name__)
 Callback = Callable[[dict[str, Any]], None]
@@ -107,67 +103,64 @@ def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
 
 def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig,
         callbacks: tuple[Callback, ...] = ()) -> TrainResult:
-    """Train on ``train_cfg.train``; score ``train_cfg.test`` each iteration when given."""
+    """Train on ``train_cfg.train``; score ``train_cfg.test`` each iteration when given (rating models)."""
     started = time.perf_counter()
     train = Dataset.open(train_cfg.train)
     if train.n_ratings == 0:
         raise DataError(f"{train.url}: no training ratings")
-    test = Dataset.open(train_cfg.test).read_all() if train_cfg.test else None
-    mu = float(train.manifest["rating_stats"]["mean"])
+    ranking = model_cfg.kind in RANKING_KINDS
+    mu = 0.0 if ranking else float(train.manifest["rating_stats"]["mean"])
     user_ids, item_ids = train.user_index().ids, train.item_index().ids
     config = {"model": dataclasses.asdict(model_cfg), "train_data": str(train_cfg.train)}
-    if model_cfg.kind == "mean":
-        model = ALSModel("mean", mu, np.zeros((train.n_users, 1), np.float32), np.zeros((train.n_items, 1), np.float32),
-                         user_ids, item_ids, config)
-        return TrainResult(model, [], "none", time.perf_counter() - started)
-
-    rank = model_cfg.rank if model_cfg.kind == "als" else 0
-    weighted = model_cfg.kind == "als" and model_cfg.reg_mode == "weighted"
-    params = (mu, model_cfg.reg, model_cfg.bias_reg, weighted)
+    if model_cfg.kind in ("mean", "popular"):
+        if model_cfg.kind == "popular":
+            user, item = popular_matrices(train.item_counts(at_least=model_cfg.threshold), train.n_users)
+        else:
+            user, item = np.zeros((train.n_users, 1), np.float32), np.zeros((train.n_items, 1), np.float32)
+        return TrainResult(ALSModel(model_cfg.kind, mu, user, item, user_ids, item_ids, config,
+                                    *train.rating_counts()), [], "none", time.perf_counter() - started)
+    test = Dataset.open(train_cfg.test).read_all() if train_cfg.test and not ranking else None
+    steps = steps_for(model_cfg, mu)
+    rank = steps.rank
     with make_executor(engine_cfg) as ex:
         log.info("engine: %s", ex.describe())
-        counts = {}
-        n_blocks = {side: configured or default_blocks(n, train.n_ratings, ex.n_workers)
-                    for side, n, configured in (("user", train.n_users, engine_cfg.user_blocks),
-                                                ("item", train.n_items, engine_cfg.item_blocks))}
+        configured = {"user": engine_cfg.user_blocks, "item": engine_cfg.item_blocks}
+        if model_cfg.kind == "bpr":  # the strata are a model setting: the engine must not change them
+            configured = {"user": steps.blocks(train.n_users), "item": 0}
+        n_blocks = {side: configured[side] or default_blocks(n, train.n_ratings, ex.n_workers)
+                    for side, n in (("user", train.n_users), ("item", train.n_items))}
         check_worker_memory(ex, train, rank, n_blocks)
-        with progress.bar("building blocks", sum(n_blocks.values())):
-            for side, n, loader in (("user", train.n_users, load_user_block), ("item", train.n_items, load_item_block)):
+        counts: dict[str, np.ndarray] = {}
+        loaders = {"user": (train.n_users, load_user_block), "item": (train.n_items, load_item_block)}
+        with progress.bar("building blocks", sum(n_blocks[s] for s in steps.sides)):
+            for side in steps.sides:
+                n, loader = loaders[side]
                 bounds = block_bounds(n, n_blocks[side])
+                n_blocks[side] = len(bounds)
                 args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
                 counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
-                ex.new_matrix(side, n, rank + 1)
+        for side in ("user", "item"):
+            ex.new_matrix(side, loaders[side][0], rank + 1)
         history, start = _initial_state(ex, train, train_cfg, model_cfg, rank)
+        steps.prepare(ex, counts, n_blocks)
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)
-        solver = model_cfg.effective_solver()
-        cg_steps = model_cfg.cg_steps if solver == "cg" else 0
-        log.info("solver: %s", f"{cg_steps} warm-started conjugate-gradient steps" if cg_steps else "Cholesky")
-        step = (*params, ex.task_threads, cg_steps)
+        log.info("solver: %s", steps.describe())
         for iteration in range(start, model_cfg.n_iter):
-            record = {"iteration": iteration + 1, "solver": solver, "engine": ex.name, "workers": ex.n_workers}
-            with progress.bar(f"iteration {iteration + 1}/{model_cfg.n_iter}", sum(n_blocks.values())):
-                for dst, src in (("user", "item"), ("item", "user")):
-                    t0 = time.perf_counter()
-                    stats = np.sum(ex.solve(dst, solve_block, src, dst, step, with_prev=cg_steps > 0), axis=0)
-                    record[f"{dst}_seconds"] = time.perf_counter() - t0
-                    record[f"{dst}_task_seconds"] = float(stats[2])  # kernel time summed over blocks
-                    if not np.isfinite(ex.matrix(dst)).all():
-                        raise FitError(f"iteration {iteration + 1}, {dst} half-step: non-finite factors; "
-                                       "increase model.reg or check the ratings")
-                    reg = sum(regularization(ex.matrix(s), counts[s], model_cfg.reg, model_cfg.bias_reg, weighted)
-                              for s in ("user", "item"))
-                    record[f"objective_after_{dst}"] = float(stats[0] + reg)
-            record["objective"] = record["objective_after_item"]
-            record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))
+            record: dict[str, Any] = {"iteration": iteration + 1, "engine": ex.name, "workers": ex.n_workers}
+            with progress.bar(f"iteration {iteration + 1}/{model_cfg.n_iter}", steps.tasks_per_iteration(n_blocks)):
+                record.update(steps.iteration(ex, iteration))
+            for side in ("user", "item"):
+                if not np.isfinite(ex.matrix(side)).all():
+                    raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
+                                   f"(or lower model.learning_rate) or check the ratings")
             if test is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, copy=False)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
             record["seconds"] = record["user_seconds"] + record["item_seconds"]
             history.append(record)
             # one structured line per iteration: handlers may read ``record`` (cli writes it as JSON)
-            log.info("iteration %d: objective %.6g, train RMSE %.4f%s, %.2f s + %.2f s", record["iteration"],
-                     record["objective"], record["train_rmse"],
+            log.info("iteration %d: %s%s, %.2f s + %.2f s", record["iteration"], steps.summary(record),
                      f", test RMSE {record['test_rmse']:.4f}" if "test_rmse" in record else "",
                      record["user_seconds"], record["item_seconds"], extra={"record": record})
             for callback in callbacks:
@@ -180,6 +173,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
         model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config)
+        model.user_counts_, model.item_counts_ = train.rating_counts()
         return TrainResult(model, history, ex.describe(), setup)
 
 
@@ -205,7 +199,7 @@ def _initial_state(ex: Any, train: Dataset, train_cfg: TrainConfig, model_cfg: M
 
 
 def _converged(history: list[dict[str, Any]], tol: float) -> bool:
-    if tol <= 0 or len(history) < 2:
+    if tol <= 0 or len(history) < 2 or "objective" not in history[-1]:  # bpr has no objective to watch
         return False
     before, now = history[-2]["objective"], history[-1]["objective"]
     return (before - now) <= tol * abs(before)

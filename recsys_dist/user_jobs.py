@@ -66,7 +66,8 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig()) ->
         result["items"] = [{"rank": r + 1, "item_id": _plain(model.item_ids_[i]), "title": titles[i],
                             "score": None, "because": []} for r, i in enumerate(best)]
         return result
-    found, scores = top_k(model.user_matrix_, model.item_matrix_, model.mu_, np.array([index]), cfg.k, [rated], allowed)
+    found, scores = top_k(model.user_matrix_, model.ranking_item_matrix(), model.mu_, np.array([index]), cfg.k, [rated],
+                          allowed)
     found, scores = found[0][found[0] >= 0], scores[0][found[0] >= 0]
     reasons, weights = explain(model.item_matrix_, found, rated, ratings, cfg.explain)
     lookup = dict(zip(rated.tolist(), ratings.tolist()))

@@ -32,7 +32,11 @@ def test_evaluate_ranking_metrics_by_hand():
 
 
 def _reference_ranking(model, train, test, k, relevance):
-    """Plain loops: every user with a relevant test item, all items scored, train items removed."""
+    """Plain loops: every user with a relevant test item, all items scored (with the model's ranking
+    scores), train items removed; also whole-list AUC (ties count half) and reciprocal rank."""
+    import dataclasses
+
+    model = dataclasses.replace(model, item_matrix_=model.ranking_item_matrix())
     seen = {}
     for u, i in zip(train.user_idx, train.item_idx):
         seen.setdefault(int(u), set()).add(int(i))
@@ -41,11 +45,16 @@ def _reference_ranking(model, train, test, k, relevance):
         if r >= relevance:
             rel.setdefault(int(u), set()).add(int(i))
     n_items = len(model.item_ids_)
-    sums = dict(precision=0.0, recall=0.0, ndcg=0.0, map=0.0, hit_rate=0.0)
+    sums = dict(precision=0.0, recall=0.0, ndcg=0.0, map=0.0, hit_rate=0.0, auc=0.0, mrr=0.0)
     shown = set()
     for u in sorted(rel):
         scores = model.predict_idx(np.full(n_items, u), np.arange(n_items))
-        ranked = [i for i in np.lexsort((np.arange(n_items), -scores)) if i not in seen.get(u, set())][:k]
+        full = [i for i in np.lexsort((np.arange(n_items), -scores)) if i not in seen.get(u, set())]
+        ranked = full[:k]
+        sums["mrr"] += 1 / (1 + min(j for j, i in enumerate(full) if i in rel[u]))
+        neg = [scores[i] for i in full if i not in rel[u]]
+        sums["auc"] += np.mean([np.mean([1.0 if scores[i] > s else 0.5 if scores[i] == s else 0.0 for s in neg])
+                                for i in rel[u]])
         shown.update(ranked)
         hits = [1.0 if i in rel[u] else 0.0 for i in ranked]
         ideal = sum(1 / math.log2(j + 2) for j in range(min(k, len(rel[u]))))
@@ -77,6 +86,9 @@ def test_evaluate_job_equals_a_single_process_reference(small_split, tmp_path):
     model = load_model(str(tmp_path / "m"))
     train, test = Dataset.open(small_split / "train").read_all(), Dataset.open(small_split / "test").read_all()
     for k in (5, 10):
-        assert got["ranking"]["at"][str(k)] == pytest.approx(_reference_ranking(model, train, test, k, 3.5), rel=1e-9)
+        want = _reference_ranking(model, train, test, k, 3.5)
+        assert {"auc": got["ranking"]["auc"], "mrr": got["ranking"]["mrr"]} == pytest.approx(
+            {"auc": want.pop("auc"), "mrr": want.pop("mrr")}, rel=1e-9)
+        assert got["ranking"]["at"][str(k)] == pytest.approx(want, rel=1e-9)
     pred = model.predict_idx(test.user_idx, test.item_idx)
     assert got["rmse"] == pytest.approx(rmse(pred, test.rating)) and got["n"] == len(test)

@@ -14,10 +14,18 @@ of ``out`` when ``with_prev`` is set (a warm start), else None -- write each blo
 ``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
 order for the driver to reduce.
 
-``map_blocks(side, task, src, rows, params)`` is the read-only twin used by scoring and
-evaluation: the same broadcast of ``src``, ``task(block, src_matrix, own_rows, *params)``
-for each resident block -- ``own_rows`` is the block's rows of matrix ``rows`` (or None) --
-and the tasks' (small) results returned in block order. Nothing is written.
+``map_blocks(side, task, src, rows, params)`` is the read-only twin used by scoring,
+evaluation and reductions: the same broadcast of ``src`` (none when ``src`` is None),
+``task(block, src_matrix, own_rows, *params)`` for each resident block -- ``own_rows`` is the
+block's rows of matrix ``rows`` (or None) -- and the tasks' (small) results returned in block
+order. Nothing is written. (YᵀY of a side is such a map with ``src`` None, summed by the driver.)
+
+``update_strata(side, task, own, other, params, per_block)`` is one sub-epoch of stratified
+SGD (BPR): ``task(block, own_rows, other_matrix, *per_block[b], *params) -> (rows, other_idx,
+other_rows, stats)`` for each block b of ``side``; ``rows`` replace the block's rows of matrix
+``own`` and ``other_rows`` the rows ``other_idx`` of matrix ``other``. The caller guarantees
+that no two blocks' ``other_idx`` overlap and that a task reads only its own ``other_idx``
+rows, so the order in which tasks run cannot change the result.
 
 These two and ``load_blocks`` call ``progress.advance()`` once per block as it finishes (in
 whatever order blocks finish), which moves the console bar the driver opened around them; without
@@ -51,8 +59,11 @@ class Executor(Protocol):
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]: ...
 
-    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]: ...
+
+    def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
+                      per_block: Sequence[tuple]) -> list[np.ndarray]: ...
 
     def memory_limit(self) -> int | None:
         """Bytes each worker may use, where a scheduler enforces a limit; else None."""

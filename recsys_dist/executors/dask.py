@@ -137,16 +137,24 @@ def _size_threads(threads: dict[str, int]) -> None:
         set_threads(threads.get(get_worker().address, 1))
 
 
-def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int]):  # noqa: ANN001, ANN202
+def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int],  # noqa: ANN001, ANN202
+                  extra: tuple = ()):
     _size_threads(threads)
     rows, stats = task(block, src, prev, *params)
     return block.lo, block.hi, rows, stats
 
 
 def _map_remote(task: Callable[..., Any], block, src: np.ndarray, rows, params: tuple,  # noqa: ANN001
-                threads: dict[str, int]) -> Any:
+                threads: dict[str, int], extra: tuple = ()) -> Any:
     _size_threads(threads)
     return task(block, src, rows, *params)
+
+
+def _update_remote(task: Callable[..., Any], block, other: np.ndarray, own, params: tuple,  # noqa: ANN001
+                   threads: dict[str, int], extra: tuple) -> tuple:
+    _size_threads(threads)
+    rows, other_idx, other_rows, stats = task(block, np.array(own), other, *extra, *params)
+    return block.lo, block.hi, rows, other_idx, other_rows, stats
 
 
 def _cores() -> int:
@@ -233,26 +241,39 @@ class DaskExecutor(DriverMatrices):
             stats.append(block_stats)
         return stats
 
-    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]:
         return self._run_blocks(side, _map_remote, task, src, rows, params, f"map over the {side} blocks")
 
-    def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str,
-                    rows: str | None, params: tuple, what: str) -> list[Any]:
-        """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, retried on loss."""
+    def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
+                      per_block: Sequence[tuple]) -> list[np.ndarray]:
+        results = self._run_blocks(side, _update_remote, task, other, own, params, f"sub-epoch over the {side} blocks",
+                                   per_block)
+        stats = []
+        for lo, hi, rows, other_idx, other_rows, block_stats in results:
+            self._matrices[own][lo:hi] = rows
+            self._matrices[other][other_idx] = other_rows
+            stats.append(block_stats)
+        return stats
+
+    def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
+                    rows: str | None, params: tuple, what: str, per_block: Sequence[tuple] = ()) -> list[Any]:
+        """``runner(task, block, src, own_rows, params, threads, extra)`` for every block of ``side``, retried on
+        loss; ``extra`` is the block's entry of ``per_block`` (empty when not given)."""
         bounds = self._bounds[side]
+        extras = list(per_block) or [()] * len(bounds)
         for attempt in range(self.retries + 1):
             src_future = None
             try:
                 # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent on retry
-                src_future = self._broadcast(self._matrices[src], what)
+                src_future = None if src is None else self._broadcast(self._matrices[src], what)
                 # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
                 holders = self.client.who_has(self._blocks[side])
                 own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
                 futures = [self.client.submit(runner, task, block, src_future, block_rows, params, self._threads,
-                                              pure=False, workers=list(holders.get(block.key, ())) or None,
+                                              extra, pure=False, workers=list(holders.get(block.key, ())) or None,
                                               allow_other_workers=True)
-                           for block, block_rows in zip(self._blocks[side], own)]
+                           for block, block_rows, extra in zip(self._blocks[side], own, extras)]
                 return self._gather(futures, f"the {what}")
             except FitError:
                 raise

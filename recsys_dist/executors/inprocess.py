@@ -37,14 +37,26 @@ class InProcessExecutor(DriverMatrices):
             progress.advance()
         return stats
 
-    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]:
         results = []
         for block in self._blocks[side]:
             own = None if rows is None else self._matrices[rows][block.lo:block.hi]
-            results.append(task(block, self._matrices[src], own, *params))
+            results.append(task(block, None if src is None else self._matrices[src], own, *params))
             progress.advance()
         return results
+
+    def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
+                      per_block: Sequence[tuple]) -> list[np.ndarray]:
+        stats = []
+        for block, extra in zip(self._blocks[side], per_block):
+            rows, other_idx, other_rows, block_stats = task(block, self._matrices[own][block.lo:block.hi].copy(),
+                                                            self._matrices[other], *extra, *params)
+            self._matrices[own][block.lo:block.hi] = rows
+            self._matrices[other][other_idx] = other_rows
+            stats.append(block_stats)
+            progress.advance()
+        return stats
 
     def memory_limit(self) -> int | None:
         return None

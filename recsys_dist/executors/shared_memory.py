@@ -79,10 +79,20 @@ def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, pa
     return stats
 
 
-def _map_in_worker(task: Callable[..., Any], ref: BlockRef, src: ArrayRef, rows: ArrayRef | None,
+def _map_in_worker(task: Callable[..., Any], ref: BlockRef, src: ArrayRef | None, rows: ArrayRef | None,
                    params: tuple) -> Any:
     block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
-    return task(block, _view(src), None if rows is None else _view(rows)[ref.lo:ref.hi], *params)
+    return task(block, None if src is None else _view(src), None if rows is None else _view(rows)[ref.lo:ref.hi],
+                *params)
+
+
+def _update_in_worker(task: Callable[..., Any], ref: BlockRef, own: ArrayRef, other: ArrayRef, extra: tuple,
+                      params: tuple) -> np.ndarray:
+    block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
+    rows, other_idx, other_rows, stats = task(block, _view(own)[ref.lo:ref.hi].copy(), _view(other), *extra, *params)
+    _view(own)[ref.lo:ref.hi] = rows  # this block's rows and its stratum's: no other task of the step writes them
+    _view(other)[other_idx] = other_rows
+    return stats
 
 
 def _numbered(job: tuple[int, Callable[..., Any], tuple]) -> tuple[int, Any]:
@@ -122,11 +132,18 @@ class SharedMemoryExecutor:
         jobs = [(task, ref, src_ref, out_ref, params, with_prev) for ref in self._blocks[side]]
         return self._run(_solve_in_worker, jobs, f"the {side} half-step")
 
-    def map_blocks(self, side: str, task: Callable[..., Any], src: str, rows: str | None,
+    def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]:
         rows_ref = None if rows is None else self._matrices[rows][0]
-        jobs = [(task, ref, self._matrices[src][0], rows_ref, params) for ref in self._blocks[side]]
+        src_ref = None if src is None else self._matrices[src][0]
+        jobs = [(task, ref, src_ref, rows_ref, params) for ref in self._blocks[side]]
         return self._run(_map_in_worker, jobs, f"a map over the {side} blocks")
+
+    def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
+                      per_block: Sequence[tuple]) -> list[np.ndarray]:
+        own_ref, other_ref = self._matrices[own][0], self._matrices[other][0]
+        jobs = [(task, ref, own_ref, other_ref, extra, params) for ref, extra in zip(self._blocks[side], per_block)]
+        return self._run(_update_in_worker, jobs, f"a sub-epoch over the {side} blocks")
 
     def _run(self, fn: Callable[..., Any], jobs: list[tuple], what: str) -> list[Any]:
         results: list[Any] = [None] * len(jobs)

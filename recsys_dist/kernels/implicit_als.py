@@ -1,0 +1,233 @@
+"""Numba kernels of one implicit-feedback ALS half-step (Hu, Koren & Volinsky 2008) over one block.
+
+A dst row d has interactions j (its ratings at or above ``threshold``) with preference p = 1
+and confidence c_dj; every other src row counts with p = 0 and c = 1. With G = Y^T Y over
+*all* src rows (first k columns; the last column of every matrix stays 0 for this model),
+
+    (G + sum_j (c_dj - 1) y_j y_j^T + lam I) x_d = sum_j c_dj y_j
+
+where lam = reg * n_d (weighted) or reg. The confidence is c = 1 + alpha * s (Spark, LensKit)
+or c = alpha * s (implicit), with s the rating or 1 (``binary``). The row's share of the
+objective sum_all c (p - x.y)^2 is, again through G,
+
+    x^T G x + sum_j [c_dj (1 - x.y_j)^2 - (x.y_j)^2]
+
+so each row costs O(n_d k + k^2) work and the unobserved pairs are never touched.
+``solve_implicit_block_cg`` takes a few conjugate-gradient steps from the current rows (the
+default: implicit's and Spark's practice); ``solve_implicit_block`` forms the system and solves
+it by Cholesky. Both write the row objective (without regularization) into ``row_loss``.
+"""
+
+import numpy as np
+from numba import config, get_thread_id, njit, prange
+
+from recsys_dist.kernels.als import GROUP, _cholesky_solve  # noqa: F401 - shared kernel helpers
+
+
+@njit(cache=True, nogil=True, inline="always")
+def confidence(r, alpha, scaled, binary):
+    """c = alpha * s (scaled) or 1 + alpha * s, with s = 1 (binary) or the rating r."""
+    s = 1.0 if binary else r
+    return alpha * s if scaled else 1.0 + alpha * s
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def gram_matrix(rows, out):
+    """out float64[k, k] = rows[:, :k]^T rows[:, :k] for rows float32[n, k+1] (C order)."""
+    k = rows.shape[1] - 1
+    n = rows.shape[0]
+    for c in prange(k):
+        for e in range(c + 1):
+            s = 0.0
+            for q in range(n):
+                s += rows[q, c] * rows[q, e]
+            out[c, e] = s
+            out[e, c] = s
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def count_interactions(indptr, values, threshold, out):
+    """out int64[n_rows]: ratings at or above ``threshold`` per CSR row."""
+    for r in prange(indptr.shape[0] - 1):
+        n = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            if values[p] >= threshold:
+                n += 1
+        out[r] = n
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x, w):
+    """Gather row r's interactions: x[q] = y_j, w[q] = c_dj; returns their number."""
+    k = src.shape[1] - 1
+    n = 0
+    for p in range(indptr[r], indptr[r + 1]):
+        if values[p] < threshold:
+            continue
+        j = indices[p]
+        for c in range(k):
+            x[n, c] = src[j, c]
+        w[n] = confidence(values[p], alpha, scaled, binary)
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _apply(gram, x, w, n, k, lam, v, out):
+    """out = (G + sum_q (w_q - 1) x_q x_q^T + lam I) v."""
+    for c in range(k):
+        s = lam * v[c]
+        for e in range(k):
+            s += gram[c, e] * v[e]
+        out[c] = s
+    for q in range(n):
+        z = 0.0
+        for c in range(k):
+            z += x[q, c] * v[c]
+        z *= w[q] - 1.0
+        for c in range(k):
+            out[c] += z * x[q, c]
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _row_loss(gram, x, w, n, k, sol):
+    """x^T G x + sum_q [w_q (1 - s_q)^2 - s_q^2] with s_q = x_q . sol."""
+    loss = 0.0
+    for c in range(k):
+        t = 0.0
+        for e in range(k):
+            t += gram[c, e] * sol[e]
+        loss += sol[c] * t
+    for q in range(n):
+        s = 0.0
+        for c in range(k):
+            s += x[q, c] * sol[c]
+        loss += w[q] * (1.0 - s) * (1.0 - s) - s * s
+    return loss
+
+
+def solve_implicit_block_cg(indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg,
+                            weighted, steps, out, row_loss):
+    """``steps`` conjugate-gradient steps per row, warm-started from ``prev`` float32[n_rows, K].
+
+    indptr int64[n_rows+1], indices int32 (global src rows), values float32 (ratings), src
+    float32[n_src, K] C order, gram float64[K-1, K-1] = G; writes out float32[n_rows, K] (last
+    column 0) and row_loss float64[n_rows]. Each step applies the system through one pass over
+    the row's gathered interactions (4 n k flops) and one k x k product, and lowers the row's
+    objective, so the ALS objective never increases.
+    """
+    longest = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    k = src.shape[1] - 1
+    # one gather buffer per kernel thread, made once per call (see kernels/als.py)
+    gather = np.empty((config.NUMBA_NUM_THREADS, max(longest, 1), k), np.float32)
+    weights = np.empty((config.NUMBA_NUM_THREADS, max(longest, 1)), np.float64)
+    _solve_cg(indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
+              out, row_loss, gather, weights)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def _solve_cg(indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
+              out, row_loss, gather, weights):
+    n_rows = indptr.shape[0] - 1
+    k = src.shape[1] - 1
+    n_groups = (n_rows + GROUP - 1) // GROUP
+    for grp in prange(n_groups):
+        x = gather[get_thread_id()]
+        w = weights[get_thread_id()]
+        vecs = np.empty((5, k))  # sol, res, p, ap, b
+        sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
+        for r in range(grp * GROUP, min((grp + 1) * GROUP, n_rows)):
+            n = _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x, w)
+            out[r, k] = 0.0
+            if n == 0:
+                out[r, :k] = 0.0
+                row_loss[r] = 0.0
+                continue
+            lam = reg * n if weighted else reg
+            b[:] = 0.0
+            for q in range(n):
+                for c in range(k):
+                    b[c] += w[q] * x[q, c]
+            for c in range(k):
+                sol[c] = prev[r, c]
+            _apply(gram, x, w, n, k, lam, sol, ap)
+            rs = 0.0
+            for c in range(k):
+                res[c] = b[c] - ap[c]
+                p[c] = res[c]
+                rs += res[c] * res[c]
+            for _ in range(steps):
+                if rs <= 1e-20:
+                    break
+                _apply(gram, x, w, n, k, lam, p, ap)
+                pap = 0.0
+                for c in range(k):
+                    pap += p[c] * ap[c]
+                if pap <= 0.0:
+                    break
+                step = rs / pap
+                rs_new = 0.0
+                for c in range(k):
+                    sol[c] += step * p[c]
+                    res[c] -= step * ap[c]
+                    rs_new += res[c] * res[c]
+                for c in range(k):
+                    p[c] = res[c] + (rs_new / rs) * p[c]
+                rs = rs_new
+            row_loss[r] = _row_loss(gram, x, w, n, k, sol)
+            for c in range(k):
+                out[r, c] = sol[c]
+
+
+def solve_implicit_block(indptr, indices, values, src, gram, threshold, alpha, scaled, binary, reg, weighted,
+                         out, row_loss):
+    """Exact solves of every row (Cholesky of the k x k system in float64). Same arrays as the CG
+    kernel without ``prev``. Returns -1, else the first row whose system is not positive definite."""
+    longest = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    k = src.shape[1] - 1
+    gather = np.empty((config.NUMBA_NUM_THREADS, max(longest, 1), k), np.float32)
+    weights = np.empty((config.NUMBA_NUM_THREADS, max(longest, 1)), np.float64)
+    failed = np.zeros(indptr.shape[0] - 1, np.bool_)
+    _solve_exact(indptr, indices, values, src, gram, threshold, alpha, scaled, binary, reg, weighted, out, row_loss,
+                 gather, weights, failed)
+    bad = np.flatnonzero(failed)
+    return int(bad[0]) if len(bad) else -1
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def _solve_exact(indptr, indices, values, src, gram, threshold, alpha, scaled, binary, reg, weighted, out, row_loss,
+                 gather, weights, failed):
+    n_rows = indptr.shape[0] - 1
+    k = src.shape[1] - 1
+    n_groups = (n_rows + GROUP - 1) // GROUP
+    for grp in prange(n_groups):
+        x = gather[get_thread_id()]
+        w = weights[get_thread_id()]
+        a = np.empty((k, k))
+        b = np.empty(k)
+        for r in range(grp * GROUP, min((grp + 1) * GROUP, n_rows)):
+            n = _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x, w)
+            out[r, k] = 0.0
+            if n == 0:
+                out[r, :k] = 0.0
+                row_loss[r] = 0.0
+                continue
+            lam = reg * n if weighted else reg
+            for c in range(k):
+                for e in range(c + 1):
+                    a[c, e] = gram[c, e]
+                a[c, c] += lam
+                b[c] = 0.0
+            for q in range(n):
+                wq = w[q]
+                for c in range(k):
+                    t = (wq - 1.0) * x[q, c]
+                    b[c] += wq * x[q, c]
+                    for e in range(c + 1):
+                        a[c, e] += t * x[q, e]
+            if not _cholesky_solve(a, b, k):
+                failed[r] = True
+                continue
+            row_loss[r] = _row_loss(gram, x, w, n, k, b)
+            for c in range(k):
+                out[r, c] = b[c]

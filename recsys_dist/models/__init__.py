@@ -1,0 +1,32 @@
+"""One module per model kind: its task functions (module-level, arrays in, arrays out) and its
+``Steps``, the object the training driver asks for one iteration (or epoch) at a time.
+
+Every model keeps the same factor layout as explicit ALS ([n, k+1] float32 per side, the last
+column a bias), so saving, checkpoints, top-K scoring, evaluation and every engine work for all
+kinds unchanged. Ranking models keep mu = 0 and the user bias column 0: ``implicit_als`` has no
+biases, ``bpr`` an item bias, ``popular`` rank 0 with the item's interaction count as its bias.
+
+A ``Steps`` object never imports an engine: the driver hands it the executor, and it calls the
+executor's ``solve``, ``map_blocks`` or ``update_strata`` with its own task functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recsys_dist.config import ModelConfig
+
+
+def steps_for(cfg: ModelConfig, mu: float) -> Any:
+    """The ``Steps`` of an iterative model kind (als, bias, implicit_als, bpr)."""
+    if cfg.kind == "implicit_als":
+        from recsys_dist.models.implicit_als import ImplicitSteps
+
+        return ImplicitSteps(cfg, mu)
+    if cfg.kind == "bpr":
+        from recsys_dist.models.bpr import BPRSteps
+
+        return BPRSteps(cfg, mu)
+    from recsys_dist.models.explicit import ExplicitSteps
+
+    return ExplicitSteps(cfg, mu)

@@ -1,0 +1,136 @@
+"""Implicit-feedback ALS (``implicit_als``; Hu, Koren & Volinsky 2008) on the block engines.
+
+Per half-step (src fixed, dst solved; see kernels/implicit_als.py for the row system):
+
+1. G = Y^T Y of the src side, once: a map over the src side's blocks, each returning the
+   k x k Gram matrix of its own rows, summed here (no task ever needs all of Y for it);
+2. a solve over the dst blocks with the broadcast src matrix and G: each row touches only
+   its own interactions, warm-started CG by default (or Cholesky).
+
+Both lower the objective sum_all c (p - x.y)^2 + sum_rows s_r reg |x_r|^2, which the driver
+records per iteration. Rows without interactions get zero factors.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from recsys_dist.als import regularization
+from recsys_dist.blocking import InBlock, build_in_block
+from recsys_dist.config import ModelConfig
+from recsys_dist.errors import FitError
+from recsys_dist.kernels.als import set_threads
+from recsys_dist.kernels.implicit_als import count_interactions, gram_matrix, solve_implicit_block, \
+    solve_implicit_block_cg
+from recsys_dist.models.explicit import half_step
+
+
+def block_gram(block: InBlock, _src: None, own_rows: np.ndarray, threads: int) -> np.ndarray:
+    """Map task: the k x k Gram matrix (float64) of the block's own factor rows."""
+    set_threads(threads)
+    k = own_rows.shape[1] - 1
+    out = np.empty((k, k), np.float64)
+    gram_matrix(np.ascontiguousarray(own_rows, np.float32), out)
+    return out
+
+
+def block_interactions(block: InBlock, _src: None, _own: None, threshold: float) -> np.ndarray:
+    """Map task: interactions (ratings >= threshold) per row of the block."""
+    out = np.empty(block.hi - block.lo, np.int64)
+    count_interactions(block.indptr, block.values, float(threshold), out)
+    return out
+
+
+def solve_implicit(block: InBlock, src: np.ndarray, prev: np.ndarray | None, gram: np.ndarray, threshold: float,
+                   alpha: float, scaled: bool, binary: bool, reg: float, weighted: bool, threads: int,
+                   cg_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Solve task: new rows [hi-lo, k+1] and stats [objective share, interactions, kernel seconds]."""
+    if src.dtype != np.float32 or not src.flags.c_contiguous:
+        raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32, got {src.dtype}")
+    set_threads(threads)
+    started = time.perf_counter()
+    rows = np.empty((block.hi - block.lo, src.shape[1]), np.float32)
+    loss = np.empty(block.hi - block.lo, np.float64)
+    gram = np.ascontiguousarray(gram, np.float64)
+    args = (float(threshold), float(alpha), bool(scaled), bool(binary), float(reg), bool(weighted))
+    if cg_steps:
+        if prev is None or prev.shape != rows.shape:
+            raise FitError(f"block {block.block_id}: the conjugate-gradient solver needs the block's current rows")
+        solve_implicit_block_cg(block.indptr, block.indices, block.values, src, np.ascontiguousarray(prev, np.float32),
+                                gram, *args, int(cg_steps), rows, loss)
+    else:
+        bad = solve_implicit_block(block.indptr, block.indices, block.values, src, gram, *args, rows, loss)
+        if bad >= 0:
+            raise FitError(f"block {block.block_id}: the system of row {block.lo + bad} is not positive definite; "
+                           "increase model.reg")
+    n = float(np.count_nonzero(block.values >= threshold))
+    return rows, np.array([loss.sum(), n, time.perf_counter() - started], np.float64)
+
+
+def confidence_args(cfg: dict[str, Any] | ModelConfig) -> tuple[float, float, bool, bool]:
+    """(threshold, alpha, scaled, binary) from a ModelConfig or its saved mapping."""
+    get = cfg.get if isinstance(cfg, dict) else lambda key, default=None: getattr(cfg, key)
+    return (float(get("threshold", 0.0)), float(get("alpha", 1.0)), get("confidence", "1+alpha*r") == "alpha*r",
+            get("strength", "rating") == "binary")
+
+
+class ImplicitSteps:
+    sides = ("user", "item")
+
+    def __init__(self, cfg: ModelConfig, mu: float) -> None:
+        self.cfg = cfg
+        self.rank = cfg.rank
+        self.weighted = cfg.reg_mode == "weighted"
+        self.solver = cfg.effective_solver()
+        self.cg_steps = cfg.cg_steps if self.solver == "cg" else 0
+        self.counts: dict[str, np.ndarray] = {}
+
+    def describe(self) -> str:
+        how = f"{self.cg_steps} warm-started conjugate-gradient steps" if self.cg_steps else "Cholesky"
+        return f"{how}; confidence {self.cfg.confidence} with alpha {self.cfg.alpha:g}, r = {self.cfg.strength}"
+
+    def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
+        return 2 * (n_blocks["user"] + n_blocks["item"])  # a Gram map and a solve per half-step
+
+    def prepare(self, ex: Any, counts: dict[str, np.ndarray], n_blocks: dict[str, int]) -> None:
+        # interactions per row (weighted lambda and the regularization term), as a map: ratings stay put
+        self.counts = {side: np.concatenate(ex.map_blocks(side, block_interactions, None, None,
+                                                          (self.cfg.threshold,)))
+                       for side in ("user", "item")}
+        if not self.counts["user"].any():
+            raise FitError(f"no rating is >= model.threshold = {self.cfg.threshold:g}: there are no interactions")
+
+    def iteration(self, ex: Any, iteration: int) -> dict[str, Any]:
+        cfg = self.cfg
+        record: dict[str, Any] = {"solver": self.solver}
+        for dst, src in (("user", "item"), ("item", "user")):
+            t0 = time.perf_counter()
+            gram = np.sum(ex.map_blocks(src, block_gram, None, src, (ex.task_threads,)), axis=0)
+            record[f"{dst}_gram_seconds"] = time.perf_counter() - t0
+            record[f"{dst}_seconds"] = record[f"{dst}_gram_seconds"]
+            params = (gram, *confidence_args(cfg), cfg.reg, self.weighted, ex.task_threads, self.cg_steps)
+            stats = half_step(ex, record, dst, src, solve_implicit, params, self.cg_steps > 0)
+            reg = sum(regularization(ex.matrix(s), self.counts[s], cfg.reg, 0.0, self.weighted) for s in ("user", "item"))
+            record[f"objective_after_{dst}"] = float(stats[0] + reg)
+        record["objective"] = record["objective_after_item"]
+        return record
+
+    @staticmethod
+    def summary(record: dict[str, Any]) -> str:
+        return f"objective {record['objective']:.6g}"
+
+
+def fold_in_implicit(item_matrix: np.ndarray, rows: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray,
+                     n_rows: int, settings: dict[str, Any]) -> np.ndarray:
+    """[n_rows, k+1] rows of users 0..n_rows-1 from their interactions alone (``rows[j]`` rated
+    ``item_idx[j]``), by an exact solve against the fixed item factors: implicit's recalculate_user."""
+    block = build_in_block(0, 0, n_rows, np.asarray(rows, np.int64), np.asarray(item_idx, np.int64),
+                           np.asarray(ratings, np.float32))
+    items = np.ascontiguousarray(item_matrix, np.float32)
+    gram = block_gram(block, None, items, 0)
+    solved, _ = solve_implicit(block, items, None, gram, *confidence_args(settings), float(settings.get("reg", 0.1)),
+                               settings.get("reg_mode", "weighted") == "weighted", 0, 0)
+    return solved
