@@ -16,7 +16,7 @@ import pandas as pd
 from recsys_dist import progress
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_model, write_json
-from recsys_dist.config import EngineConfig, EvaluateConfig, FilterConfig, ScoreConfig
+from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, FilterConfig, ScoreConfig
 from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.item_filters import item_mask
@@ -75,7 +75,9 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     items = model.item_index(ds.item_index().to_raw(ratings.item_idx))
     cold = (users < 0) | (items < 0)
     scored = ~cold if cfg.cold == "exclude" else np.ones(len(ratings), bool)
-    result: dict[str, Any] = rating_metrics(model.predict_idx(users[scored], items[scored]), ratings.rating[scored])
+    result: dict[str, Any] = {"kind": model.kind}
+    if model.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
+        result.update(rating_metrics(model.predict_idx(users[scored], items[scored]), ratings.rating[scored]))
     result.update(model=str(cfg.model), data=str(cfg.data), cold_policy=cfg.cold, cold_ratings=int(cold.sum()),
                   unknown_users=int(len(np.unique(ratings.user_idx[users < 0]))),
                   unknown_items=int(len(np.unique(ratings.item_idx[items < 0]))))

@@ -97,6 +97,23 @@ def write_json_lines(url: str, name: str, records: list[dict[str, Any]]) -> None
     _put(fs, f"{root}/{name}", "".join(json.dumps(r, default=float) + "\n" for r in records).encode())
 
 
+def write_npy(url: str, name: str, array: np.ndarray) -> None:
+    """Write ``name`` (.npy) into the directory ``url`` atomically."""
+    fs, root = _fs(url)
+    fs.makedirs(root, exist_ok=True)
+    _put(fs, f"{root}/{name}", _npy(array))
+
+
+def read_npy(url: str, name: str) -> np.ndarray | None:
+    """The array ``name`` in the directory ``url``, or None when absent."""
+    fs, root = _fs(url)
+    try:
+        with fs.open(f"{root}/{name}", "rb") as fh:
+            return np.load(io.BytesIO(fh.read()), allow_pickle=False)
+    except FileNotFoundError:
+        return None
+
+
 def read_json_lines(url: str, name: str) -> list[dict[str, Any]]:
     fs, root = _fs(url)
     try:

@@ -118,6 +118,12 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--train", "recommend.train", str, "training data (default: the model's)"),
         *FILTER_FLAGS,
     ],
+    "similar-items": [
+        ("--model", "similar.model", str, "model directory"),
+        ("--out", "similar.out", str, "output directory or fsspec URL"),
+        ("--k", "similar.k", int, "similar items per item"),
+        ("--items", "similar.items", str, "file of item ids (default: every item with factors)"),
+    ],
     "fold-in": [
         ("--model", "foldin.model", str, "model directory to start from (unchanged)"),
         ("--ratings", "foldin.ratings", str, "ratings file of the users to fold in (user_id,item_id,rating)"),
@@ -147,9 +153,10 @@ DESCRIPTIONS = {
     "evaluate": "rating (RMSE, MAE) and ranking (precision, recall, NDCG, ...) metrics of a saved model",
     "score": "top-K recommendations for every user, as Parquet published with _SUCCESS",
     "recommend": "the top-K items for one user, each with the rated items that explain it",
+    "similar-items": "top-K most similar items (cosine of factors) for every item, as Parquet published with _SUCCESS",
     "fold-in": "add or update users from their ratings against the fixed item factors, without retraining",
     "bench": "benchmark ALS iterations against this machine's matmul rate",
-    "run": "the main job: data -> split -> train -> evaluate (default: synthetic ml-100k shape)",
+    "run": "the main job: data -> split -> train -> evaluate -> score (default: synthetic ml-100k shape)",
 }
 
 
@@ -249,7 +256,11 @@ def _run_split(cfg: JobConfig) -> None:
 def _report_training(metrics: dict[str, Any], out: str) -> None:
     parts = [f"{name} RMSE {metrics[name]['rmse']:.4f} MAE {metrics[name]['mae']:.4f} ({metrics[name]['n']} ratings)"
              for name in ("train", "test", "cold", "test_with_cold") if name in metrics]
-    log.info("model -> %s: %s", out, "; ".join(parts))
+    if "test_ranking" in metrics:
+        r = metrics["test_ranking"]
+        parts += [f"test P@10 {r['at']['10']['precision']:.4f} NDCG@10 {r['at']['10']['ndcg']:.4f} AUC {r['auc']:.4f} "
+                  f"({r['users']} users)"]
+    log.info("model -> %s: %s", out, "; ".join(parts) or "saved")
 
 
 def _run_train(cfg: JobConfig) -> None:
@@ -262,10 +273,14 @@ def _run_evaluate(cfg: JobConfig) -> None:
     from recsys_dist.batch import run_evaluation
 
     m = run_evaluation(cfg.evaluate, cfg.engine)
-    log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
-             "items; policy %s)", m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["cold_ratings"],
-             m["unknown_users"], m["unknown_items"], m["cold_policy"])
+    if "rmse" in m:
+        log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
+                 "items; policy %s)", m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["cold_ratings"],
+                 m["unknown_users"], m["unknown_items"], m["cold_policy"])
+    else:
+        log.info("evaluate %s (%s, a ranking model: no rating metrics) on %s", m["model"], m["kind"], m["data"])
     r = m["ranking"]
+    log.info("whole-list AUC %.4f, MRR %.4f", r["auc"], r["mrr"])
     log.info("%-6s %9s %9s %9s %9s %9s %9s   (%d users, relevant: rating >= %g, train items excluded)",
              "K", "precision", "recall", "ndcg", "map", "hit_rate", "coverage", r["users"], r["relevance"])
     for k, v in r["at"].items():
@@ -295,6 +310,13 @@ def _run_recommend(cfg: JobConfig) -> None:
         if item["because"]:
             reasons = "; ".join(f"{b['title'] or b['item_id']} ({b['rating']:g})" for b in item["because"])
             print(f"       because you rated {reasons}")
+
+
+def _run_similar_items(cfg: JobConfig) -> None:
+    from recsys_dist.similar_job import run_similar_items
+
+    m = run_similar_items(cfg.similar)
+    log.info("similar-items: %d rows for %d items -> %s (%s)", m["rows"], m["items"], cfg.similar.out, m["run"])
 
 
 def _run_fold_in(cfg: JobConfig) -> None:
@@ -339,14 +361,19 @@ def _run_pipeline(cfg: JobConfig) -> None:
     _report_split(results["split"], str(out / "split"))
     _report_training(results["train"], str(out / "model"))
     e = results["evaluate"]
-    log.info("evaluation -> %s: test RMSE %.4f, MAE %.4f", out / "evaluation", e["rmse"], e["mae"])
+    at = e["ranking"]["at"][str(min(e["ranking"]["at"], key=int))]
+    rating = f"test RMSE {e['rmse']:.4f}, MAE {e['mae']:.4f}; " if "rmse" in e else ""
+    log.info("evaluation -> %s: %sranking P@%s %.4f, NDCG %.4f, AUC %.4f", out / "evaluation", rating,
+             min(e["ranking"]["at"], key=int), at["precision"], at["ndcg"], e["ranking"]["auc"])
+    sc = results["score"]
+    log.info("scores -> %s: top %d for %d users (%s)", out / "scores", cfg.score.k, sc["users"], sc["run"])
     log.info("done in %.1f s", time.perf_counter() - started)
 
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
     "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "train": _run_train,
     "evaluate": _run_evaluate, "bench": _run_bench, "score": _run_score, "recommend": _run_recommend,
-    "fold-in": _run_fold_in, "run": _run_pipeline,
+    "fold-in": _run_fold_in, "similar-items": _run_similar_items, "run": _run_pipeline,
 }
 
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from recsys_dist.config_fields import _at_least, _check_scale, _choice, merge, parse_override, parse_toml, section_from_mapping
-from recsys_dist.config_serving import EvaluateConfig, FilterConfig, FoldInConfig, RecommendConfig, ScoreConfig
+from recsys_dist.config_serving import EvaluateConfig, FilterConfig, FoldInConfig, RecommendConfig, ScoreConfig, \
+    SimilarItemsConfig
 from recsys_dist.errors import ConfigError
 
-__all__ = ["EvaluateConfig", "FilterConfig", "FoldInConfig", "JobConfig", "RecommendConfig", "ScoreConfig", "merge",
-           "parse_override", "parse_toml"]
+__all__ = ["EvaluateConfig", "FilterConfig", "FoldInConfig", "JobConfig", "RecommendConfig", "ScoreConfig",
+           "SimilarItemsConfig", "merge", "parse_override", "parse_toml"]
 
 SHAPES = ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "custom")
 INGEST_FORMATS = ("auto", "ml-100k", "ml-1m", "ml-10m", "ml-csv", "csv", "parquet")
@@ -330,6 +331,7 @@ class JobConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     foldin: FoldInConfig = field(default_factory=FoldInConfig)
+    similar: SimilarItemsConfig = field(default_factory=SimilarItemsConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -101,3 +101,20 @@ class FoldInConfig:
 
     def validate(self) -> None:
         pass
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarItemsConfig:
+    model: str = ""
+    """Model directory written by train."""
+    out: str = ""
+    """Output directory or fsspec URL, published like score's (item_block=NNNNN parts, _SUCCESS last)."""
+    k: int = 10
+    items: str = ""
+    """File of item ids, one per line (a header line is skipped); "" does every item with factors."""
+    block_items: int = 20_000
+    """Items computed and written per part."""
+
+    def validate(self) -> None:
+        _at_least("similar.k", self.k, 1)
+        _at_least("similar.block_items", self.block_items, 1)

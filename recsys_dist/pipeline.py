@@ -1,5 +1,5 @@
 """Jobs that chain stages: train (fit, final metrics, save) and the main job
-(data -> split -> train -> evaluate) under one output directory."""
+(data -> split -> train -> evaluate -> score) under one output directory."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-from recsys_dist.batch import run_evaluation
+from recsys_dist.batch import run_evaluation, run_scoring
 from recsys_dist.checkpoint import read_json_lines, save_model, write_json, write_json_lines
-from recsys_dist.config import EvaluateConfig, JobConfig
+from recsys_dist.config import RANKING_KINDS, EvaluateConfig, JobConfig
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.data.ingest import ingest
 from recsys_dist.data.split import split
@@ -43,8 +43,16 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         raise DataError("no model directory: pass --out DIR (or set train.out)")
     result = fit(cfg.train, cfg.model, cfg.engine, (IterationLog(cfg.train.out, cfg.train.resume),))
     metrics: dict[str, Any] = {"engine": result.engine, "setup_seconds": result.setup_seconds,
-                               "iterations": result.history,
-                               "train": evaluate_on(result.model, Dataset.open(cfg.train.train).read_all())}
+                               "iterations": result.history}
+    if cfg.model.kind in RANKING_KINDS:  # scores are not ratings: ranking metrics on the test set instead
+        save_model(result.model, cfg.train.out)
+        if cfg.train.test:
+            ranking = run_evaluation(EvaluateConfig(model=cfg.train.out, data=cfg.train.test), cfg.engine)["ranking"]
+            metrics["test_ranking"] = ranking
+            save_model(result.model, cfg.train.out, {"metrics": {"test_ranking": ranking}})
+        write_json(cfg.train.out, "metrics.json", {**metrics, "config": cfg.to_mapping()})
+        return metrics
+    metrics["train"] = evaluate_on(result.model, Dataset.open(cfg.train.train).read_all())
     if cfg.train.test:
         test = Dataset.open(cfg.train.test)
         metrics["test"] = evaluate_on(result.model, test.read_all())
@@ -74,4 +82,6 @@ def run_pipeline(cfg: JobConfig) -> dict[str, Any]:
     results["train"] = run_training(dataclasses.replace(cfg, train=train_cfg))
     results["evaluate"] = run_evaluation(EvaluateConfig(model=str(model_dir), data=str(split_dir / "test"),
                                                         out=str(out / "evaluation")), cfg.engine)
+    results["score"] = run_scoring(dataclasses.replace(cfg.score, model=str(model_dir), out=str(out / "scores")),
+                                   cfg.engine, cfg.filter)
     return results

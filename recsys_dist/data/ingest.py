@@ -65,6 +65,24 @@ def ingest(cfg: IngestConfig) -> dict[str, Any]:
     return manifest
 
 
+def ingest_arrays(user: np.ndarray, item: np.ndarray, rating: np.ndarray, timestamp: np.ndarray | None,
+                  out: str, source: str) -> dict[str, Any]:
+    """Write ratings given as arrays of raw ids (integers or strings) as a dataset at ``out`` (the
+    Python API's way in: a DataFrame or sparse matrix becomes the same layout ingest writes)."""
+    n = len(rating)
+    if not len(user) == len(item) == n or (timestamp is not None and len(timestamp) != n):
+        raise DataError(f"{source}: {len(user)} users, {len(item)} items and {n} ratings")
+    rating = np.asarray(rating, np.float64)
+    if n and not np.isfinite(rating).all():
+        bad = int(np.flatnonzero(~np.isfinite(rating))[0])
+        raise DataError(f"{source} row {bad}: rating {rating[bad]!r} is not a finite number")
+    ts = np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, np.int64)
+    chunk = RawChunk(np.asarray(user), np.asarray(item), rating.astype(np.float32), ts, 1)
+    meta = {"kind": "dataset", "source": {"spec": source, "format": "arrays"}, "has_timestamp": timestamp is not None}
+    with staged_dir(out) as stage:
+        return build_dataset(stage, [chunk], None, None, 0, meta)
+
+
 def build_dataset(
     root: Path,
     chunks: Iterable[RawChunk],

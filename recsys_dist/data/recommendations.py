@@ -7,6 +7,9 @@
     OUT/run-<id>/user_block=00001/part-0.parquet
     ...
 
+The similar-items job writes the same way, with ``item_block=NNNNN`` parts of item_id, rank,
+similar_item_id, score, title.
+
 A run writes its parts under a fresh ``run-<id>/`` prefix; only when every part is written
 does ``_SUCCESS`` (a single small object, so its replacement is atomic on object stores too)
 switch readers to it, after which older runs are deleted. A run that dies leaves the previous
@@ -31,8 +34,9 @@ SUCCESS = "_SUCCESS"
 
 
 class RecommendationWriter:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, partition: str = "user_block") -> None:
         self.url = str(url)
+        self.partition = partition
         self.fs, root = fsspec.core.url_to_fs(self.url)
         self.root = root.rstrip("/")
         self.run = f"run-{uuid.uuid4().hex[:12]}"
@@ -42,8 +46,8 @@ class RecommendationWriter:
         self.fs.makedirs(f"{self.root}/{self.run}", exist_ok=True)
 
     def write_block(self, block: int, frame: pd.DataFrame) -> None:
-        rel = f"{self.run}/user_block={block:05d}/part-0.parquet"
-        self.fs.makedirs(f"{self.root}/{self.run}/user_block={block:05d}", exist_ok=True)
+        rel = f"{self.run}/{self.partition}={block:05d}/part-0.parquet"
+        self.fs.makedirs(f"{self.root}/{self.run}/{self.partition}={block:05d}", exist_ok=True)
         with self.fs.open(f"{self.root}/{rel}", "wb") as fh:
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh)
         self.parts.append({"path": rel, "rows": len(frame)})

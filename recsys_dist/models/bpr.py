@@ -15,6 +15,7 @@ Worked example, B = 3: sub-epoch 0 pairs user blocks (0, 1, 2) with strata (0, 1
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from recsys_dist.config import ModelConfig
 from recsys_dist.hashing import mix64
 from recsys_dist.kernels.bpr import sgd_stratum
 
+log = logging.getLogger(__name__)
 MAX_TRIES = 10  # negative draws per triple before it is skipped (a user who rated almost the whole stratum)
 POPULARITY_POWER = 0.75  # negatives by popularity: weight n_i^0.75 (word2vec's smoothing)
 
@@ -74,6 +76,9 @@ class BPRSteps:
     sides = ("user",)
 
     def __init__(self, cfg: ModelConfig, mu: float) -> None:
+        if cfg.reg > 0.05:
+            log.warning("model.reg = %g: for bpr it is the weight decay of every SGD step, and values above about "
+                        "0.05 shrink the factors to nothing; 0.01 is typical (conf/ml-100k-bpr.toml)", cfg.reg)
         self.cfg = cfg
         self.rank = cfg.rank
         self.weights: np.ndarray | None = None

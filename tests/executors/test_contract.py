@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys_dist.errors import FitError
-from tests.executors.toy import describe_task, failing_task, sum_task, toy_block
+from tests.executors.toy import describe_task, failing_task, own_rows_task, stratum_task, sum_task, toy_block
 
 BOUNDS = [(0, 3), (3, 7), (7, 10)]
 
@@ -60,6 +60,21 @@ class ExecutorContract:
         np.testing.assert_array_equal(executor.matrix("user")[:, 0], np.arange(10))
         with pytest.raises(FitError, match="failed on purpose"):
             executor.map_blocks("user", failing_task, "item", None, (1.0,))
+
+    def test_contract_map_blocks_without_a_broadcast_reduces_own_rows(self, executor):
+        executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        executor.new_matrix("user", 10, 2)[...] = np.arange(10, dtype=np.float32)[:, None]
+        got = executor.map_blocks("user", own_rows_task, None, "user", (1.0,))
+        assert got == [2.0 * sum(range(lo, hi)) + 1.0 for lo, hi in BOUNDS]
+
+    def test_contract_update_strata_writes_own_rows_and_the_strata_rows(self, executor):
+        executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        executor.new_matrix("user", 10, 2)[...] = 1.0
+        executor.new_matrix("item", 4, 2)[...] = 7.0
+        stats = executor.update_strata("user", stratum_task, "user", "item", (0.5,), [(2,), (0,), (3,)])
+        assert [s.tolist() for s in stats] == [[0, 14.0], [1, 14.0], [2, 14.0]]  # each read its stratum's row
+        np.testing.assert_array_equal(executor.matrix("user"), 1.5)
+        np.testing.assert_array_equal(executor.matrix("item")[:, 0], [1, 7, 0, 2])
 
     def test_contract_task_errors_surface_as_fit_errors(self, executor):
         executor.load_blocks("user", toy_block, [(0, 0, 3)])

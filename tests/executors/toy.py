@@ -30,3 +30,16 @@ def failing_task(block, src, prev, scale):
 def describe_task(block, src, own, offset):
     """A read-only task: the block's range, its values' sum, src's sum and its own rows (+ offset)."""
     return block.lo, block.hi, float(block.values.sum()), float(src.sum()), None if own is None else own + offset
+
+
+def own_rows_task(block, src, own, offset):
+    """A reduction-style task without a broadcast: src must be None; returns its own rows' sum + offset."""
+    assert src is None
+    return float(own.sum()) + offset
+
+
+def stratum_task(block, own, other, stratum, scale):
+    """A stratified update: own rows += scale; the other rows of ``stratum`` (its index) get the block id."""
+    idx = np.array([stratum], np.int64)
+    rows = np.full((1, other.shape[1]), block.block_id + other[stratum, 0] * 0, np.float32)
+    return own + scale, idx, rows, np.array([block.block_id, float(other[stratum].sum())], np.float64)
