@@ -158,7 +158,8 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     steady = history[1:] if len(history) > 1 else history
     per_iter = [h["user_seconds"] + h["item_seconds"] for h in steady]
     seconds = float(np.median(per_iter))
-    iter_flops = flops["user"] + flops["item"]
+    # the flop count is the explicit model's (normal equations); other kinds report seconds only
+    iter_flops = flops["user"] + flops["item"] if cfg.model.kind == "als" else None
     workers = max(1, cfg.engine.workers) if cfg.engine.name != "inprocess" else 1
     figures: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -175,13 +176,14 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         "item_half_step_seconds": float(np.median([h["item_seconds"] for h in steady])),
         "kernel_seconds_per_iteration": float(np.median([h["user_task_seconds"] + h["item_task_seconds"]
                                                         for h in steady])),
-        "gflop_per_iteration": iter_flops / 1e9,
-        "gflops": iter_flops / seconds / 1e9,
+        "model": cfg.model.kind,
+        "gflop_per_iteration": iter_flops / 1e9 if iter_flops else None,
+        "gflops": iter_flops / seconds / 1e9 if iter_flops else None,
         "matmul_gflops": rate,
-        "fraction_of_matmul": iter_flops / seconds / 1e9 / rate,
+        "fraction_of_matmul": iter_flops / seconds / 1e9 / rate if iter_flops else None,
         "peak_memory_gb": memory.peak_bytes / 1e9,
         "total_seconds": total,
-        "final_train_rmse": history[-1]["train_rmse"],
+        "final_train_rmse": history[-1].get("train_rmse"),
     }
     figures["engine_overhead_seconds"] = seconds - figures["kernel_seconds_per_iteration"] / workers
     if cfg.bench.score_k:

@@ -132,8 +132,9 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
     "bench": [
         ("--shape", "bench.shape", str, "generated shape: ml-100k, ml-1m, ml-25m or ml-32m"),
         ("--data", "bench.data", str, "benchmark on this dataset or split directory instead"),
+        ("--model", "model.kind", str, "model kind: als, implicit_als, bpr, ... (default als)"),
         ("--rank", "model.rank", int, "rank k"),
-        ("--iterations", "model.n_iter", int, "iterations (the first is reported apart: it may compile)"),
+        ("--iterations", "model.n_iter", int, "iterations or epochs (the first is reported apart: it may compile)"),
         *ENGINE_FLAGS,
         ("--work-dir", "bench.work_dir", str, "cache of generated data and splits"),
         ("--out", "bench.out", str, "JSON-lines file to append the figures to"),
@@ -338,8 +339,12 @@ def _run_bench(cfg: JobConfig) -> None:
     log.info("  per iteration %.3f s (user half-step %.3f s, item half-step %.3f s; kernels %.3f s summed over blocks)",
              f["seconds_per_iteration"], f["user_half_step_seconds"], f["item_half_step_seconds"],
              f["kernel_seconds_per_iteration"])
-    log.info("  work %.1f GFLOP per iteration: %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s matmul rate",
-             f["gflop_per_iteration"], f["gflops"], 100 * f["fraction_of_matmul"], f["matmul_gflops"])
+    if f["gflop_per_iteration"] is not None:
+        log.info("  work %.1f GFLOP per iteration: %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s matmul rate",
+                 f["gflop_per_iteration"], f["gflops"], 100 * f["fraction_of_matmul"], f["matmul_gflops"])
+    else:
+        log.info("  model %s: no flop count (the matmul rate, %.1f GFLOP/s, is for reference)", f["model"],
+                 f["matmul_gflops"])
     log.info("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
              f["engine_overhead_seconds"], f["peak_memory_gb"])
     if "score_seconds" in f:

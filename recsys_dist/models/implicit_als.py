@@ -23,18 +23,14 @@ from recsys_dist.blocking import InBlock, build_in_block
 from recsys_dist.config import ModelConfig
 from recsys_dist.errors import FitError
 from recsys_dist.kernels.als import set_threads
-from recsys_dist.kernels.implicit_als import count_interactions, gram_matrix, solve_implicit_block, \
-    solve_implicit_block_cg
+from recsys_dist.kernels.implicit_als import count_interactions, solve_implicit_block, solve_implicit_block_cg
 from recsys_dist.models.explicit import half_step
 
 
 def block_gram(block: InBlock, _src: None, own_rows: np.ndarray, threads: int) -> np.ndarray:
-    """Map task: the k x k Gram matrix (float64) of the block's own factor rows."""
-    set_threads(threads)
-    k = own_rows.shape[1] - 1
-    out = np.empty((k, k), np.float64)
-    gram_matrix(np.ascontiguousarray(own_rows, np.float32), out)
-    return out
+    """Map task: the k x k Gram matrix (float64) of the block's own factor rows (a BLAS product)."""
+    factors = np.asarray(own_rows[:, :-1], np.float64)
+    return factors.T @ factors
 
 
 def block_interactions(block: InBlock, _src: None, _own: None, threshold: float) -> np.ndarray:
