@@ -11,6 +11,8 @@ the context manager guarantees on success, on error and on Ctrl-C.
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 import uuid
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -95,7 +97,7 @@ def _update_in_worker(task: Callable[..., Any], ref: BlockRef, own: ArrayRef, ot
     return stats
 
 
-def _numbered(job: tuple[int, Callable[..., Any], tuple]) -> tuple[int, Any]:
+def _numbered(job: tuple[int, Callable[..., Any], tuple]) -> tuple[int, Any]:  # noqa: D103
     index, fn, args = job
     return index, fn(*args)
 
@@ -105,7 +107,9 @@ class SharedMemoryExecutor:
 
     def __init__(self, workers: int = 2, threads: int = 1) -> None:
         self.n_workers, self.task_threads = workers, threads
-        self._pool = mp.get_context("spawn").Pool(workers)
+        # concurrent.futures, not multiprocessing.Pool: a worker that dies (OOM kill, SIGKILL, a script
+        # without the __main__ guard) breaks the executor with BrokenProcessPool instead of hanging forever
+        self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
         self._blocks: dict[str, list[BlockRef]] = {}
         self._matrices: dict[str, tuple[ArrayRef, np.ndarray]] = {}
         self._segments: list[str] = []
@@ -147,15 +151,24 @@ class SharedMemoryExecutor:
 
     def _run(self, fn: Callable[..., Any], jobs: list[tuple], what: str) -> list[Any]:
         results: list[Any] = [None] * len(jobs)
+        futures = [self._pool.submit(_numbered, (i, fn, job)) for i, job in enumerate(jobs)]
         try:  # results as they come, so progress moves per block; put back in block order
-            for index, result in self._pool.imap_unordered(_numbered, [(i, fn, job) for i, job in enumerate(jobs)]):
+            for future in as_completed(futures):
+                index, result = future.result()
                 results[index] = result
                 progress.advance()
             return results
         except RecsysError:  # raised on purpose by the task, with its own message
             raise
-        except Exception as exc:  # a worker died or a task failed for another reason
+        except BrokenProcessPool:
+            raise FitError(f"a shared-memory worker process died during {what} (killed for memory, by a signal, or "
+                           "it could not start: a script using engine 'shm' must guard its top level with "
+                           "`if __name__ == \"__main__\":`); nothing was published") from None
+        except Exception as exc:  # a task failed for another reason
             raise FitError(f"shared-memory worker failed during {what}: {exc!r}") from exc
+        finally:
+            for future in futures:
+                future.cancel()
 
     def memory_limit(self) -> int | None:
         return None  # the machine's memory: the operating system, not a scheduler, enforces it
@@ -164,8 +177,12 @@ class SharedMemoryExecutor:
         return f"shm ({self.n_workers} processes x {self.task_threads} kernel threads)"
 
     def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        processes = list(getattr(self._pool, "_processes", {}).values())  # stop running tasks now, not at their end
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.join()
         for name in self._segments:
             seg_view = _attached.pop(name, None)
             try:

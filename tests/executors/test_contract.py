@@ -115,6 +115,20 @@ class TestSharedMemory(ExecutorContract):
                 ex.solve("user", failing_task, "item", "user", (1.0,))
         assert ours() == before
 
+    def test_contract_a_killed_worker_process_stops_the_step_instead_of_hanging(self):
+        from recsys_dist.executors.shared_memory import PREFIX
+        from tests.executors.toy import killed_task
+
+        before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+        with pytest.raises(FitError, match="worker process died during the user half-step"):
+            with self.make() as ex:
+                ex.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+                ex.new_matrix("item", 2, 3)
+                ex.new_matrix("user", 10, 3)
+                ex.solve("user", killed_task, "item", "user", (1.0,))
+        after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+        assert not {n for n in after - before if n.startswith(PREFIX)}  # every segment released
+
 
 @pytest.mark.dask
 class TestDask(ExecutorContract):

@@ -43,3 +43,11 @@ def stratum_task(block, own, other, stratum, scale):
     idx = np.array([stratum], np.int64)
     rows = np.full((1, other.shape[1]), block.block_id + other[stratum, 0] * 0, np.float32)
     return own + scale, idx, rows, np.array([block.block_id, float(other[stratum].sum())], np.float64)
+
+
+def killed_task(block, src, prev, scale):
+    """The worker process is killed mid-task (as the OOM killer or `kill -9` would)."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
