@@ -94,6 +94,10 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     order = np.lexsort((items[relevant], users[relevant]))
     rel_users, rel_items = users[relevant][order], items[relevant][order]
     evaluated, starts = np.unique(rel_users, return_index=True)
+    if not len(evaluated):
+        raise DataError(f"{cfg.data}: no test rating of a known user and item is >= the relevance threshold "
+                        f"{cfg.relevance:g}, so no ranking metric can be computed; lower --relevance "
+                        f"(ratings here are at most {float(rating.max()) if len(rating) else float('nan'):g})")
     relevant_lists = np.split(rel_items, starts[1:]) if len(evaluated) else []
     train = training_data(model, cfg.model, cfg.train)
     wanted = np.zeros(len(model.user_ids_), bool)
