@@ -113,8 +113,9 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     metrics = ranking_metrics(recommended, relevant_lists, sorted(set(cfg.k)), len(model.item_ids_))
     auc, rr = (np.concatenate([b[i] for b in blocks]) for i in (3, 4))
     return {"relevance": cfg.relevance, "users": int(len(evaluated)), "at": metrics,
-            "mrr": float(np.mean(rr)) if len(rr) else float("nan"),
-            "auc": float(np.mean(auc)) if len(auc) else float("nan")}
+            # a user whose every candidate is relevant has no AUC: averaged over the others
+            "mrr": float(np.nanmean(rr)) if len(rr) else float("nan"),
+            "auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan")}
 
 
 def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),

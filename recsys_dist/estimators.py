@@ -150,8 +150,9 @@ class Recommender:
 
     def save(self, url: str) -> None:
         """Save as a model directory that the CLI jobs (score, evaluate, recommend) read too."""
+        model = self._fitted()
         indptr, indices = self.user_items_
-        save_model(self._fitted(), url, {"estimator": type(self).__name__})
+        save_model(model, url, {"estimator": type(self).__name__})
         from recsys_dist.checkpoint import write_npy
 
         write_npy(url, "user_items_indptr.npy", indptr)
@@ -259,8 +260,14 @@ def _as_dataset(ratings: Any) -> tuple[str, str]:
 
 def _user_items(train: Dataset, model: ALSModel) -> tuple[np.ndarray, np.ndarray]:
     """Each model user's training items (model indices) as CSR (indptr, indices)."""
-    r = train.read_all()
-    return lists_to_csr(np.split(r.item_idx, np.searchsorted(r.user_idx, np.arange(1, len(model.user_ids_)))),
+    r = train.read_all()  # the dataset's indices; the model's may differ (a folded-in model has more users)
+    users = model.user_index(train.user_index().to_raw(r.user_idx))
+    items = model.item_index(train.item_index().to_raw(r.item_idx))
+    keep = (users >= 0) & (items >= 0)
+    users, items = users[keep], items[keep]
+    order = np.lexsort((items, users))
+    users, items = users[order], items[order]
+    return lists_to_csr(np.split(items, np.searchsorted(users, np.arange(1, len(model.user_ids_)))),
                         len(model.user_ids_))
 
 

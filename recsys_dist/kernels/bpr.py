@@ -108,7 +108,7 @@ def sgd_stratum(indptr, indices, values, threshold, user_rows, item_rows, local,
         if x > 0:
             stats[0] += 1
         stats[1] += 1
-        z = 1.0 / (1.0 + np.exp(x))
+        z = 1.0 / (1.0 + np.exp(min(max(x, -30.0), 30.0)))  # clipped: no overflow under fastmath
         for c in range(k):
             grad[c] = z * (item_rows[i, c] - item_rows[j, c]) - reg * user_rows[u, c]
         if update_items:

@@ -21,7 +21,7 @@ it by Cholesky. Both write the row objective (without regularization) into ``row
 import numpy as np
 from numba import config, get_thread_id, njit, prange
 
-from recsys_dist.kernels.als import GROUP, _cholesky_solve  # noqa: F401 - shared kernel helpers
+from recsys_dist.kernels.als import GROUP, _cholesky_solve
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -56,23 +56,6 @@ def _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x
         w[n] = confidence(values[p], alpha, scaled, binary)
         n += 1
     return n
-
-
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _apply(gram, x, w, n, k, lam, v, out):
-    """out = (G + sum_q (w_q - 1) x_q x_q^T + lam I) v."""
-    for c in range(k):
-        s = lam * v[c]
-        for e in range(k):
-            s += gram[c, e] * v[e]
-        out[c] = s
-    for q in range(n):
-        z = 0.0
-        for c in range(k):
-            z += x[q, c] * v[c]
-        z *= w[q] - 1.0
-        for c in range(k):
-            out[c] += z * x[q, c]
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")

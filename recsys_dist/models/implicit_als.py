@@ -27,7 +27,7 @@ from recsys_dist.kernels.implicit_als import count_interactions, solve_implicit_
 from recsys_dist.models.explicit import half_step
 
 
-def block_gram(block: InBlock, _src: None, own_rows: np.ndarray, threads: int) -> np.ndarray:
+def block_gram(block: InBlock, _src: None, own_rows: np.ndarray, _threads: int) -> np.ndarray:
     """Map task: the k x k Gram matrix (float64) of the block's own factor rows (a BLAS product)."""
     factors = np.asarray(own_rows[:, :-1], np.float64)
     return factors.T @ factors
