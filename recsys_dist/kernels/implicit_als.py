@@ -24,7 +24,7 @@ from numba import config, get_thread_id, njit, prange
 from recsys_dist.kernels.als import GROUP, _cholesky_solve
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def confidence(r, alpha, scaled, binary):
     """c = alpha * s (scaled) or 1 + alpha * s, with s = 1 (binary) or the rating r."""
     s = 1.0 if binary else r
@@ -135,65 +135,76 @@ def _apply32(gram, x, w, n, k, lam, v, out):
         q += 1
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+# Not cached: this parallel wrapper, loaded from Numba's cache, rounded differently from a fresh compile
+# (about 1e-6 after a few iterations; numba#10617 reports such codegen differences for parallel=True),
+# so a job's first run and later runs, or the driver and its workers, gave different models. Compiling
+# it costs about a second per process; the row work it calls (``_cg_rows``) is cached.
+@njit(cache=False, nogil=True, parallel=True, fastmath=True)
 def _solve_cg(indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
               out, row_loss, gather, weights):
     n_rows = indptr.shape[0] - 1
-    k = src.shape[1] - 1
     n_groups = (n_rows + GROUP - 1) // GROUP
     for grp in prange(n_groups):
-        x = gather[get_thread_id()]
-        w = weights[get_thread_id()]
-        vecs = np.empty((5, k), np.float32)  # sol, res, p, ap, b
-        sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
-        for r in range(grp * GROUP, min((grp + 1) * GROUP, n_rows)):
-            n = _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x, w)
-            out[r, k] = 0.0
-            if n == 0:
-                out[r, :k] = 0.0
-                row_loss[r] = 0.0
-                continue
-            lam = np.float32(reg * n if weighted else reg)
-            b[:] = 0.0
-            total = 0.0
-            for q in range(n):
-                wq = w[q]
-                total += wq
-                for c in range(k):
-                    b[c] += wq * x[q, c]
+        _cg_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, prev, gram, threshold,
+                 alpha, scaled, binary, reg, weighted, steps, out, row_loss, gather[get_thread_id()],
+                 weights[get_thread_id()])
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
+             out, row_loss, x, w):
+    """Rows lo..hi-1 of ``_solve_cg``, a plain cached function (see the note on ``_solve_cg``)."""
+    k = src.shape[1] - 1
+    vecs = np.empty((5, k), np.float32)  # sol, res, p, ap, b
+    sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
+    for r in range(lo, hi):
+        n = _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x, w)
+        out[r, k] = 0.0
+        if n == 0:
+            out[r, :k] = 0.0
+            row_loss[r] = 0.0
+            continue
+        lam = np.float32(reg * n if weighted else reg)
+        b[:] = 0.0
+        total = 0.0
+        for q in range(n):
+            wq = w[q]
+            total += wq
             for c in range(k):
-                sol[c] = prev[r, c]
-            _apply32(gram, x, w, n, k, lam, sol, ap)
-            rs = np.float32(0.0)
+                b[c] += wq * x[q, c]
+        for c in range(k):
+            sol[c] = prev[r, c]
+        _apply32(gram, x, w, n, k, lam, sol, ap)
+        rs = np.float32(0.0)
+        for c in range(k):
+            res[c] = b[c] - ap[c]
+            p[c] = res[c]
+            rs += res[c] * res[c]
+        for _ in range(steps):
+            if rs <= 1e-20:
+                break
+            _apply32(gram, x, w, n, k, lam, p, ap)
+            pap = np.float32(0.0)
             for c in range(k):
-                res[c] = b[c] - ap[c]
-                p[c] = res[c]
-                rs += res[c] * res[c]
-            for _ in range(steps):
-                if rs <= 1e-20:
-                    break
-                _apply32(gram, x, w, n, k, lam, p, ap)
-                pap = np.float32(0.0)
-                for c in range(k):
-                    pap += p[c] * ap[c]
-                if pap <= 0.0:
-                    break
-                step = rs / pap
-                rs_new = np.float32(0.0)
-                for c in range(k):
-                    sol[c] += step * p[c]
-                    res[c] -= step * ap[c]
-                    rs_new += res[c] * res[c]
-                beta = rs_new / rs
-                for c in range(k):
-                    p[c] = res[c] + beta * p[c]
-                rs = rs_new
-            loss = total
+                pap += p[c] * ap[c]
+            if pap <= 0.0:
+                break
+            step = rs / pap
+            rs_new = np.float32(0.0)
             for c in range(k):
-                loss -= float(sol[c]) * (float(b[c]) + float(res[c])) + lam * float(sol[c]) * float(sol[c])
-            row_loss[r] = loss
+                sol[c] += step * p[c]
+                res[c] -= step * ap[c]
+                rs_new += res[c] * res[c]
+            beta = rs_new / rs
             for c in range(k):
-                out[r, c] = sol[c]
+                p[c] = res[c] + beta * p[c]
+            rs = rs_new
+        loss = total
+        for c in range(k):
+            loss -= float(sol[c]) * (float(b[c]) + float(res[c])) + lam * float(sol[c]) * float(sol[c])
+        row_loss[r] = loss
+        for c in range(k):
+            out[r, c] = sol[c]
 
 
 def solve_implicit_block(indptr, indices, values, src, gram, threshold, alpha, scaled, binary, reg, weighted,
