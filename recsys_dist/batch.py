@@ -25,7 +25,7 @@ from recsys_dist.errors import DataError
 from recsys_dist.evaluate import ranking_metrics, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
-from recsys_dist.recommend import rank_block, score_block, top_k
+from recsys_dist.recommend import rank_block, score_block
 
 
 
@@ -137,8 +137,7 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
     blocks = [(model.user_ids_[users], items, scores)
               for users, items, scores in block_top_k(model, train, engine, cfg.k, allowed, wanted, cfg.block_users)]
     if len(unknown):  # users the model has never seen: the best items by mu + b_i, one extra part
-        items, scores = top_k(model.user_matrix_, model.ranking_item_matrix(), model.mu_, np.full(len(unknown), -1),
-                              cfg.k, None, allowed)
+        items, scores = model.cold_start(cfg.k, None, allowed, len(unknown))
         blocks.append((unknown, items, scores))
     writer = RecommendationWriter(cfg.out)
     try:

@@ -95,9 +95,25 @@ class ALSModel:
         """
         allowed = self._item_mask(items, deny)
         excl = None if exclude is None else [self.item_index(np.asarray(x)) for x in exclude]
-        idx, scores = top_k(self.user_matrix_, self.ranking_item_matrix(), self.mu_, self.user_index(user_ids), k, excl,
-                            allowed)
+        users = self.user_index(user_ids)
+        idx, scores = top_k(self.user_matrix_, self.ranking_item_matrix(), self.mu_, users, k, excl, allowed)
+        unknown = np.flatnonzero(users < 0)
+        if len(unknown):
+            cold_idx, cold_scores = self.cold_start(k, None if excl is None else [excl[i] for i in unknown], allowed,
+                                                    len(unknown))
+            idx[unknown], scores[unknown] = cold_idx, cold_scores
         return self._item_ids_of(idx), scores
+
+    def cold_start(self, k: int, exclude: list[np.ndarray] | None, allowed: np.ndarray | None,
+                   n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (item indices, scores) for ``n`` users the model has never seen: the highest item score
+        of the ranking matrix (mu + b_i, shrunk, for rating models; BPR's item bias; popularity), or, for
+        implicit ALS, which has no item term, the items with the most training ratings."""
+        item_matrix = self.ranking_item_matrix()
+        if self.kind == "implicit_als" and self.item_counts_ is not None:
+            item_matrix = self.item_counts_.astype(np.float32).reshape(-1, 1)
+        return top_k(np.zeros((1, item_matrix.shape[1]), np.float32), item_matrix, self.mu_, np.full(n, -1), k,
+                     exclude, allowed)
 
     def similar_items(self, item_ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The k items most similar to each item id (cosine of factors), itself excluded."""

@@ -222,3 +222,27 @@ def test_ranking_models_evaluate_without_relevant_ratings_is_an_error(small_spli
     save_model(model, str(tmp_path / "m"))
     with pytest.raises(DataError, match="lower --relevance"):
         run_evaluation(EvaluateConfig(model=str(tmp_path / "m"), data=str(small_split / "test"), relevance=6.0))
+
+
+def test_ranking_models_unknown_users_get_popular_items_from_implicit_als(planted):
+    url, frame = planted
+    model = fit(TrainConfig(train=str(url)), IMPLICIT, EngineConfig()).model
+    counts = frame.item_id.value_counts()
+    top, _ = model.recommend(np.array([10_000]), 3)
+    assert top[0].tolist() == sorted(counts.index, key=lambda i: (-counts[i], i))[:3]
+
+
+def test_ranking_models_rating_models_rank_with_support_shrunk_scores():
+    """By hand: item 0 has one rating and deviation +2, item 1 fifty ratings and deviation +1.
+    Unshrunk, item 0 wins; with damping 5 its deviation counts 1/6 (0.33) against 50/55 (0.91)."""
+    from recsys_dist.model import ALSModel
+
+    items = np.array([[2.0], [1.0]], np.float32)  # rank 0: the bias column only
+    model = ALSModel("als", 3.0, np.zeros((1, 1), np.float32), items, np.array([7]), np.array([10, 11]),
+                     {"model": {"rank_damping": 5.0}}, np.array([51]), np.array([1, 50]))
+    np.testing.assert_allclose(model.ranking_item_matrix()[:, 0], [2.0 / 6.0, 50.0 / 55.0], rtol=1e-6)
+    assert model.recommend(np.array([7]), 2)[0][0].tolist() == [11, 10]
+    undamped = ALSModel("als", 3.0, model.user_matrix_, items, model.user_ids_, model.item_ids_,
+                        {"model": {"rank_damping": 0.0}}, model.user_counts_, model.item_counts_)
+    assert undamped.recommend(np.array([7]), 2)[0][0].tolist() == [10, 11]
+    assert model.predict(np.array([7]), np.array([10]))[0] == pytest.approx(5.0)  # predictions stay unshrunk
