@@ -10,7 +10,9 @@ attributes end in an underscore. ``fit`` runs the very driver the ``train`` job 
 dataset layout (a temporary directory, removed after fitting), so there is one implementation
 of training, whichever face calls it. ``engine`` is ``"inprocess"`` (default), ``"shm"``, an
 EngineConfig, a Dask scheduler address, or a ``distributed.Client`` (its scheduler is used; a
-remote cluster's workers must see the data: pass a dataset URL on shared storage).
+remote cluster's workers must see the data: pass a dataset URL on shared storage). ``save`` keeps
+such a temporary dataset beside the model (``training_data/``), so the CLI jobs find the training
+items of a model fitted from a DataFrame.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import weakref
 from typing import Any, ClassVar
 
 import numpy as np
 
 from recsys_dist.checkpoint import load_model, save_model
 from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
-from recsys_dist.data.dataset import Dataset
+from recsys_dist.data.dataset import Dataset, copy_dataset
 from recsys_dist.data.ingest import ingest_arrays
 from recsys_dist.errors import ConfigError, DataError
 from recsys_dist.model import ALSModel
@@ -78,13 +81,15 @@ class Recommender:
         try:
             result = fit_model(TrainConfig(train=url), cfg, engine_cfg)
             self.user_items_ = _user_items(Dataset.open(url), result.model)
-        finally:
+        except BaseException:
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
+            raise
         self.model_ = result.model
-        if scratch:  # the temporary dataset is gone: the model must not point at it
-            self.model_.config["train_data"] = ""
         self.history_ = result.history
+        self._scratch = scratch
+        if scratch:  # the written dataset lives as long as the estimator, so save() can keep it with the model
+            weakref.finalize(self, shutil.rmtree, scratch, True)
         return self
 
     def _fitted(self) -> ALSModel:
@@ -152,6 +157,11 @@ class Recommender:
         """Save as a model directory that the CLI jobs (score, evaluate, recommend) read too."""
         model = self._fitted()
         indptr, indices = self.user_items_
+        train_data = model.config.get("train_data", "")
+        scratch = getattr(self, "_scratch", "")
+        if scratch and train_data.startswith(scratch):  # fitted on a DataFrame or matrix: keep its dataset too
+            train_data = copy_dataset(train_data, f"{str(url).rstrip('/')}/training_data")
+            model = dataclasses.replace(model, config={**model.config, "train_data": train_data})
         save_model(model, url, {"estimator": type(self).__name__})
         from recsys_dist.checkpoint import write_npy
 

@@ -180,6 +180,21 @@ def test_ranking_models_estimator_api(planted, tmp_path):
     assert pop.recommend([10_000], k=1)[0][0][0] == frame.item_id.value_counts().sort_index().idxmax()
 
 
+def test_ranking_models_estimator_fitted_on_a_frame_is_scored_by_the_cli(planted, tmp_path):
+    from recsys_dist import BPR
+    from recsys_dist.data.recommendations import read_recommendations
+    from tests.conftest import run_cli
+
+    _, frame = planted
+    BPR(factors=4, epochs=5).fit(frame).save(str(tmp_path / "bpr"))  # the estimator (and its scratch data) go
+    proc = run_cli("score", "--model", str(tmp_path / "bpr"), "--out", str(tmp_path / "scores"), "--k", "5")
+    assert proc.returncode == 0, proc.stderr
+    got = read_recommendations(str(tmp_path / "scores"))
+    assert len(got) == 80 * 5
+    rated = set(zip(frame.user_id, frame.item_id))
+    assert not any((u, i) in rated for u, i in zip(got.user_id, got.item_id))  # training items excluded
+
+
 @pytest.mark.realdata
 def test_ranking_models_beat_the_peers_on_ml100k_u1(ml100k_dataset, ml100k_zip, tmp_path):
     """The acceptance protocol on real fold u1: relevant = rating >= 4, training items excluded, K = 10.

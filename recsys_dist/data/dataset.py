@@ -177,6 +177,19 @@ class DatasetWriter:
         return manifest
 
 
+def copy_dataset(src: str, dst_url: str) -> str:
+    """Copy the local dataset directory ``src`` to ``dst_url`` (a path or fsspec URL), manifest last;
+    return the destination as an absolute URL."""
+    fs, root = fsspec.core.url_to_fs(str(dst_url))
+    root = root.rstrip("/")
+    files = sorted(p for p in Path(src).rglob("*") if p.is_file() and p.name != MANIFEST)
+    for path in files + [Path(src) / MANIFEST]:
+        target = f"{root}/{path.relative_to(src).as_posix()}"
+        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        fs.put_file(str(path), target)
+    return fs.unstrip_protocol(root) if "://" in str(dst_url) else str(Path(root).resolve())
+
+
 class Dataset:
     """A dataset directory (local path or fsspec URL) opened through its manifest."""
 
