@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from recsys_dist.errors import DataError
-from recsys_dist.als import fold_in_rows, init_matrix
+from recsys_dist.als import INIT_SCALE, fold_in_rows
+from recsys_dist.hashing import normal
 from recsys_dist.kernels.als import predict_pairs
 from recsys_dist.models.bpr import fold_in_bpr
 from recsys_dist.models.implicit_als import fold_in_implicit
@@ -143,12 +144,19 @@ class ALSModel:
             solved = np.zeros((len(users), self.user_matrix_.shape[1]), np.float32)
         elif self.kind == "implicit_als":
             solved = fold_in_implicit(self.item_matrix_, rows, items[known], ratings[known], len(users), settings)
-        elif self.kind == "bpr":  # SGD from each user's current row (the initial row for a new user)
+        elif self.kind == "bpr":  # SGD from each user's current row (a seeded initial row for a new user)
             current = self.user_index(users)
-            init = init_matrix(int(settings.get("seed", 0)), 0, len(self.user_ids_) + len(users), self.n_factors)
-            start = np.where((current >= 0)[:, None], self.user_matrix_[np.maximum(current, 0)],
-                             init[len(self.user_ids_) + np.arange(len(users))])
-            solved = fold_in_bpr(self.item_matrix_, rows, items[known], ratings[known], len(users), settings, start)
+            keys = [_stable_key(u) for u in users.tolist()]
+            solved = np.empty((len(users), self.user_matrix_.shape[1]), np.float32)
+            for j, key in enumerate(keys):
+                start = self.user_matrix_[current[j]].copy() if current[j] >= 0 else np.zeros(self.n_factors + 1,
+                                                                                               np.float32)
+                if current[j] < 0:  # a new user: seeded initial factors, as training's, keyed by the id
+                    start[:-1] = INIT_SCALE * normal(int(settings.get("seed", 0)), 2, np.array([key >> 22]),
+                                                     self.n_factors)[0]
+                mine = rows == j
+                solved[j] = fold_in_bpr(self.item_matrix_, items[known][mine], ratings[known][mine], settings, start,
+                                        key)
         else:
             solved = fold_in_rows(self.item_matrix_, rows, items[known], ratings[known], len(users), float(self.mu_),
                                   float(settings.get("reg", 0.1)), float(settings.get("bias_reg", 0.1)), weighted)
@@ -184,6 +192,13 @@ class ALSModel:
         ids = ids.astype(object)
         ids[idx < 0] = None
         return ids
+
+
+def _stable_key(user_id: Any) -> int:
+    """A 62-bit integer of a user id that is the same in every process (Python's str hash is not)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(repr(user_id).encode()).digest()[:8], "little") >> 2
 
 
 def _lookup(sorted_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:

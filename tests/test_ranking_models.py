@@ -261,3 +261,13 @@ def test_ranking_models_rating_models_rank_with_support_shrunk_scores():
                         {"model": {"rank_damping": 0.0}}, model.user_counts_, model.item_counts_)
     assert undamped.recommend(np.array([7]), 2)[0][0].tolist() == [10, 11]
     assert model.predict(np.array([7]), np.array([10]))[0] == pytest.approx(5.0)  # predictions stay unshrunk
+
+
+def test_ranking_models_bpr_fold_in_of_a_user_does_not_depend_on_the_others(planted):
+    url, _ = planted
+    model = fit(TrainConfig(train=str(url)), BPR_CFG, EngineConfig()).model
+    alone = model.fold_in(np.full(4, 900), np.arange(30, 34), np.full(4, 5.0))
+    together = model.fold_in(np.r_[np.full(4, 900), np.full(3, 901)], np.r_[np.arange(30, 34), [1, 2, 3]],
+                             np.full(7, 5.0))
+    row = lambda m: m.user_matrix_[m.user_index(np.array([900]))[0]]  # noqa: E731
+    np.testing.assert_array_equal(row(alone), row(together))

@@ -123,17 +123,19 @@ class BPRSteps:
         return f"sampled AUC {record['sampled_auc']:.4f} over {record['triples']} triples, lr {record['learning_rate']:.4g}"
 
 
-def fold_in_bpr(item_matrix: np.ndarray, rows: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray, n_rows: int,
-                settings: dict[str, Any], init: np.ndarray) -> np.ndarray:
-    """[n_rows, k+1] user rows by BPR SGD against the fixed item matrix: ``n_iter`` epochs over the
-    users' own positives, negatives from the whole catalogue (one stratum), from rows ``init``."""
-    block = build_in_block(0, 0, n_rows, np.asarray(rows, np.int64), np.asarray(item_idx, np.int64),
+def fold_in_bpr(item_matrix: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray, settings: dict[str, Any],
+                init: np.ndarray, user_key: int) -> np.ndarray:
+    """One user's [k+1] row by BPR SGD against the fixed item matrix: ``n_iter`` epochs over the user's
+    own positives (as many triples an epoch as positives), negatives from the whole catalogue, from
+    ``init``. The stream is keyed by (seed, ``user_key``, epoch), so a user's row never depends on which
+    other users are folded in with them."""
+    block = build_in_block(0, 0, 1, np.zeros(len(item_idx), np.int64), np.asarray(item_idx, np.int64),
                            np.asarray(ratings, np.float32))
-    users = np.ascontiguousarray(init, np.float32).copy()
+    users = np.ascontiguousarray(init, np.float32).reshape(1, -1).copy()
     seed = int(settings.get("seed", 0))
     for epoch in range(int(settings.get("n_iter", 10))):
         lr = float(settings.get("learning_rate", 0.05)) * float(settings.get("lr_decay", 1.0)) ** epoch
-        users, _, _, _ = bpr_block(block, users, item_matrix, 0, stream_key(seed, 7, epoch), seed, epoch, 1, None,
-                                   float(settings.get("threshold", 0.0)), lr, float(settings.get("reg", 0.1)),
+        users, _, _, _ = bpr_block(block, users, item_matrix, 0, stream_key(seed, 7, user_key, epoch), seed, epoch, 1,
+                                   None, float(settings.get("threshold", 0.0)), lr, float(settings.get("reg", 0.1)),
                                    float(settings.get("bias_reg", 0.1)), update_items=False)
-    return users
+    return users[0]
