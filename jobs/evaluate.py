@@ -2,7 +2,7 @@
 
 import sys
 
-from recsys_dist.cli import main
+from recsys_dist.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main(["evaluate", *sys.argv[1:]]))
+    run(["evaluate", *sys.argv[1:]])

@@ -1,3 +1,3 @@
-from recsys_dist.cli import main
+from recsys_dist.cli import run
 
-raise SystemExit(main())
+run()

@@ -138,7 +138,8 @@ def load_model(url: str) -> ALSModel:
         return np.load(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")), allow_pickle=False)
 
     def ids(name: str, column: str) -> np.ndarray:
-        table = pq.read_table(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")))
+        # no reader threads for a small file: Arrow's pool alive at exit can abort the process (arrow#34314)
+        table = pq.read_table(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")), use_threads=False)
         values = table.column(column).to_numpy(zero_copy_only=False)
         return values if values.dtype.kind in "iu" else values.astype(object)
 

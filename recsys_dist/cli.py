@@ -26,7 +26,10 @@ log = logging.getLogger("recsys_dist")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import recsys_dist
+
     parser = argparse.ArgumentParser(prog="python -m recsys_dist", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"recsys_dist {recsys_dist.__version__}")
     sub = parser.add_subparsers(dest="job", required=True, metavar="JOB")
     for job, flags in FLAGS.items():
         p = sub.add_parser(job, help=DESCRIPTIONS[job], description=DESCRIPTIONS[job])
@@ -267,3 +270,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"recsys_dist {args.job}: interrupted; nothing was published", file=sys.stderr)
         return 130
     return 0
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Run a job and end the process with its exit code, skipping native destructors.
+
+    A job that finished could still abort with SIGABRT at interpreter shutdown ("terminate called
+    without an active exception", exit 134): Arrow's thread pools are torn down by static destructors
+    while native threads are alive (compare apache/arrow#34314). Every output is written and closed
+    by the time ``main`` returns, so the process flushes its streams and leaves with ``os._exit``.
+    """
+    code = main(argv)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)

@@ -68,7 +68,10 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--test", "train.test", str, "test dataset scored every iteration (SPLITDIR/test)"),
         ("--out", "train.out", str, "model directory (path or fsspec URL)"),
         *ENGINE_FLAGS,
-        ("--iterations", "model.n_iter", int, "number of ALS iterations"),
+        ("--model", "model.kind", str, "model kind: als, bias, mean, implicit_als, bpr or popular"),
+        ("--rank", "model.rank", int, "number of factors k"),
+        ("--reg", "model.reg", float, "regularization lambda (bpr: weight decay per step)"),
+        ("--iterations", "model.n_iter", int, "number of iterations (bpr: epochs)"),
         ("--checkpoint-every", "train.checkpoint_every", int, "checkpoint every N iterations"),
     ],
     "evaluate": [

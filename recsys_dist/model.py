@@ -45,6 +45,10 @@ class ALSModel:
         n = self.item_counts_.astype(np.float64)
         return (self.item_matrix_ * (n / (n + damping))[:, None]).astype(np.float32)
 
+    def __repr__(self) -> str:  # one line: never the matrices
+        return (f"ALSModel(kind={self.kind!r}, n_users={len(self.user_ids_)}, n_items={len(self.item_ids_)}, "
+                f"n_factors={self.n_factors})")
+
     @property
     def n_factors(self) -> int:
         return self.user_matrix_.shape[1] - 1

@@ -190,6 +190,11 @@ def copy_dataset(src: str, dst_url: str) -> str:
     return fs.unstrip_protocol(root) if "://" in str(dst_url) else str(Path(root).resolve())
 
 
+# Parquet is read without Arrow's reader threads (use_threads=False) throughout: a block is one
+# task's work, the engines run blocks in parallel, and a process whose Arrow pool is alive at exit
+# can abort there ("terminate called without an active exception", arrow#34314).
+
+
 class Dataset:
     """A dataset directory (local path or fsspec URL) opened through its manifest."""
 
@@ -249,7 +254,7 @@ class Dataset:
     def read_block(self, block: int) -> Ratings:
         entry = self.manifest["blocks"][block]
         with self.open_file(entry["path"]) as fh:
-            return Ratings.from_table(pq.read_table(fh))
+            return Ratings.from_table(pq.read_table(fh, use_threads=False))
 
     def iter_blocks(self) -> Iterator[tuple[int, Ratings]]:
         for block in range(self.n_blocks):
@@ -278,7 +283,7 @@ class Dataset:
         counts = np.zeros(self.n_items, np.int64)
         for entry in self.manifest["blocks"]:
             with self.open_file(entry["path"]) as fh:
-                table = pq.read_table(fh, columns=["item_idx", "rating"])
+                table = pq.read_table(fh, columns=["item_idx", "rating"], use_threads=False)
             items = table.column("item_idx").to_numpy()
             if at_least is not None:
                 items = items[table.column("rating").to_numpy() >= at_least]
@@ -290,7 +295,7 @@ class Dataset:
         users, items = np.zeros(self.n_users, np.int64), np.zeros(self.n_items, np.int64)
         for entry in self.manifest["blocks"]:
             with self.open_file(entry["path"]) as fh:
-                table = pq.read_table(fh, columns=["user_idx", "item_idx"])
+                table = pq.read_table(fh, columns=["user_idx", "item_idx"], use_threads=False)
             users += np.bincount(table.column("user_idx").to_numpy(), minlength=self.n_users)
             items += np.bincount(table.column("item_idx").to_numpy(), minlength=self.n_items)
         return users, items
@@ -300,11 +305,11 @@ class Dataset:
 
     def read_users(self) -> pd.DataFrame:
         with self.open_file("users.parquet") as fh:
-            return pq.read_table(fh).to_pandas()
+            return pq.read_table(fh, use_threads=False).to_pandas()
 
     def read_items(self) -> pd.DataFrame:
         with self.open_file("items.parquet") as fh:
-            return pq.read_table(fh).to_pandas()
+            return pq.read_table(fh, use_threads=False).to_pandas()
 
     def user_index(self) -> IdIndex:
         return IdIndex(self.read_users()["user_id"].to_numpy())
