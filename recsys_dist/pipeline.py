@@ -11,7 +11,7 @@ from typing import Any
 from recsys_dist.batch import run_evaluation, run_scoring
 from recsys_dist.checkpoint import read_json_lines, save_model, write_json, write_json_lines
 from recsys_dist.config import RANKING_KINDS, EvaluateConfig, JobConfig
-from recsys_dist.data.dataset import Dataset, Ratings
+from recsys_dist.data.dataset import Dataset, Ratings, is_dataset, sibling_url
 from recsys_dist.data.ingest import ingest
 from recsys_dist.data.split import split
 from recsys_dist.data.synth_output import synth
@@ -56,8 +56,8 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     if cfg.train.test:
         test = Dataset.open(cfg.train.test)
         metrics["test"] = evaluate_on(result.model, test.read_all())
-        cold_dir = Path(cfg.train.test).parent / "cold"
-        if (cold_dir / "manifest.json").exists():  # test rows split off as cold: scored by the bias fallback
+        cold_dir = sibling_url(cfg.train.test, "cold")
+        if is_dataset(cold_dir):  # test rows split off as cold: scored by the bias fallback
             cold = Dataset.open(cold_dir).read_all()
             metrics["cold"] = evaluate_on(result.model, cold)
             metrics["test_with_cold"] = evaluate_on(result.model, Ratings.concat([test.read_all(), cold]))

@@ -168,3 +168,18 @@ def test_train_unreachable_scheduler_fails_within_bounded_time(small_split):
     assert proc.returncode == 2
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in proc.stderr
     assert time.monotonic() - started < 30
+
+
+def test_train_finds_the_cold_part_beside_a_test_url(ml100k_dataset, ml100k_zip, tmp_path):
+    """file:// URLs: the cold part of SPLITDIR/test is SPLITDIR/cold (Path once made it file:/...)."""
+    from recsys_dist.config import JobConfig, ModelConfig, SplitConfig, TrainConfig
+    from recsys_dist.data.split import split
+    from recsys_dist.pipeline import run_training
+
+    split(SplitConfig(data=str(ml100k_dataset), out=str(tmp_path / "u1"), method="folds", fold="u1",
+                      archive=str(ml100k_zip)))
+    url = (tmp_path / "u1").as_uri()
+    cfg = JobConfig(train=TrainConfig(train=f"{url}/train", test=f"{url}/test", out=str(tmp_path / "m")),
+                    model=ModelConfig(rank=4, n_iter=2))
+    metrics = run_training(cfg)
+    assert metrics["cold"]["n"] == 32 and metrics["test_with_cold"]["n"] == 20_000

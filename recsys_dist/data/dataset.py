@@ -177,6 +177,19 @@ class DatasetWriter:
         return manifest
 
 
+def sibling_url(url: str | Path, name: str) -> str:
+    """The URL of ``name`` beside ``url`` (SPLITDIR/test -> SPLITDIR/cold), for paths and fsspec URLs
+    alike: ``Path`` would turn file:///x/test into file:/x/cold."""
+    base = str(url).rstrip("/")
+    return f"{base.rsplit('/', 1)[0]}/{name}" if "/" in base else name
+
+
+def is_dataset(url: str) -> bool:
+    """Whether ``url`` holds a published dataset (its manifest)."""
+    fs, root = fsspec.core.url_to_fs(str(url))
+    return bool(fs.exists(f"{root.rstrip('/')}/{MANIFEST}"))
+
+
 def copy_dataset(src: str, dst_url: str) -> str:
     """Copy the local dataset directory ``src`` to ``dst_url`` (a path or fsspec URL), manifest last;
     return the destination as an absolute URL."""
