@@ -65,24 +65,38 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
         overrides.insert(0, ("ingest", "cache_dir", cache))
     merged = merge(base, overrides)
     if "engine.name" in [k for _, k, _, _ in FLAGS[job]]:
-        merged = _with_scheduler(merged)
+        merged = _with_scheduler(merged, {f"{section}.{name}" for section, name, _ in overrides},
+                                 "scheduler" in base.get("engine", {}))
     return JobConfig.from_mapping(merged, origin="command line")
 
 
-def _with_scheduler(merged: dict[str, Any]) -> dict[str, Any]:
+def _with_scheduler(merged: dict[str, Any], command_line: set[str], in_file: bool) -> dict[str, Any]:
     """Where the Dask scheduler is, in Dask's precedence: --scheduler or the TOML/--set value, else
-    DASK_SCHEDULER_ADDRESS, else a Dask YAML file. An address found anywhere selects the dask engine
-    unless an engine was named explicitly."""
+    DASK_SCHEDULER_ADDRESS, else a Dask YAML file. An address from the command line or the Dask
+    configuration selects the dask engine even when the TOML file names another, unless the same command
+    line names the engine; naming another engine there beside --scheduler ADDRESS is an error."""
     engine = dict(merged.get("engine", {}))
-    if "scheduler" not in engine:
+    source = "--scheduler" if "engine.scheduler" in command_line else "the config file" if in_file else ""
+    if not source:
         from recsys_dist.executors.dask import configured_scheduler
 
         found = configured_scheduler()
         if found:
-            engine["scheduler"] = found
+            engine["scheduler"], source = found, "DASK_SCHEDULER_ADDRESS or the Dask configuration"
             log.debug("scheduler %s from the Dask configuration", found)
-    if engine.get("scheduler", "local") != "local":
-        engine.setdefault("name", "dask")
+    address = engine.get("scheduler", "local")
+    if address != "local":
+        if "engine.name" in command_line:
+            if engine.get("name") != "dask" and source == "--scheduler":
+                raise ConfigError(f"--scheduler {address} names a Dask scheduler but --engine {engine.get('name')} "
+                                  "says to run elsewhere: drop one of them")
+        elif source != "the config file":
+            if engine.get("name", "dask") != "dask":
+                log.info("scheduler %s (from %s): using the dask engine, not the config file's %s", address,
+                         source, engine["name"])
+            engine["name"] = "dask"
+        else:
+            engine.setdefault("name", "dask")
     return {**merged, "engine": engine} if engine else merged
 
 def _report_dataset(label: str, m: dict[str, Any], out: str) -> None:

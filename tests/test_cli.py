@@ -113,3 +113,31 @@ def test_cli_jobs_write_only_under_their_output_locations(tmp_path, engine):
         assert proc.returncode == 0, (step, proc.stderr)
         assert _snapshot(tmp_path, {work / "out"}) == before, step[0]  # no stray file, no input touched
     assert sorted(p.name for p in (work / "out").iterdir()) == sorted(outputs)
+
+
+def test_cli_an_explicit_scheduler_selects_dask_over_the_config_files_engine(tmp_path, monkeypatch):
+    from recsys_dist.cli import build_parser, load_config
+    from recsys_dist.errors import ConfigError
+
+    conf = tmp_path / "c.toml"
+    conf.write_text('[engine]\nname = "shm"\n')
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+
+    def engine(*argv):
+        return load_config(build_parser().parse_args(["train", "--config", str(conf), *argv]), "train").engine
+
+    assert engine().name == "shm"
+    got = engine("--scheduler", "tcp://10.0.0.1:8786")
+    assert (got.name, got.scheduler) == ("dask", "tcp://10.0.0.1:8786")
+    import dask.config
+
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.2:8786")
+    dask.config.refresh()  # a job reads the environment at start; this process already had
+    try:
+        assert engine().name == "dask"
+        assert engine("--engine", "shm").name == "shm"  # the command line names the engine: the environment yields
+    finally:
+        monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+        dask.config.refresh()
+    with pytest.raises(ConfigError, match="drop one of them"):
+        engine("--engine", "inprocess", "--scheduler", "tcp://10.0.0.1:8786")
