@@ -35,6 +35,11 @@ def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
     if not url:
         raise DataError(f"{model_url}: the model does not record its training data; pass --train")
     train = Dataset.open(url)
+    recorded = model.config.get("train_fingerprint")
+    if recorded and recorded != train.fingerprint() and not model.config.get("folded_in_users"):
+        raise DataError(f"{url}: not the data {model_url} was trained on ({model.config.get('train_data')}, "
+                        f"{recorded['ratings']} ratings; this has {train.n_ratings} and other files), so its "
+                        "items would be excluded wrongly; pass that training data as --train")
     if (train.n_users, train.n_items) != (len(model.user_ids_), len(model.item_ids_)):
         raise DataError(f"{url}: not the training data of {model_url} ({train.n_users} users and {train.n_items} "
                         f"items, the model has {len(model.user_ids_)} and {len(model.item_ids_)})")

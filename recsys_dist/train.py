@@ -111,7 +111,8 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
     ranking = model_cfg.kind in RANKING_KINDS
     mu = 0.0 if ranking else float(train.manifest["rating_stats"]["mean"])
     user_ids, item_ids = train.user_index().ids, train.item_index().ids
-    config = {"model": dataclasses.asdict(model_cfg), "train_data": str(train_cfg.train)}
+    config = {"model": dataclasses.asdict(model_cfg), "train_data": train.absolute_url,
+              "train_fingerprint": train.fingerprint()}
     if model_cfg.kind in ("mean", "popular"):
         if model_cfg.kind == "popular":
             user, item = popular_matrices(train.item_counts(at_least=model_cfg.threshold), train.n_users)

@@ -125,3 +125,21 @@ def test_score_filters_by_genre_popularity_and_lists(model_dir, small_split, tmp
     with pytest.raises(DataError, match="Nonesuch not in .*its genres: "):
         run_scoring(ScoreConfig(model=str(model_dir), out=str(tmp_path / "x"), k=5),
                     rules=FilterConfig(genres=["Nonesuch"]))
+
+
+def test_score_refuses_another_folds_training_data(small_split, tmp_path):
+    """Two splits of one dataset share id maps and sizes; only the fingerprint tells them apart."""
+    from recsys_dist.config import SplitConfig
+    from recsys_dist.data.split import split
+    from tests.conftest import run_cli
+
+    other = tmp_path / "other"
+    split(SplitConfig(data=str(small_split.parent / "ds"), out=str(other), test_fraction=0.2, seed=7))
+    train = run_cli("train", "--train", "train", "--out", str(tmp_path / "m"), "--iterations", "2",
+                    cwd=small_split)  # a relative path, recorded as an absolute one
+    assert train.returncode == 0, train.stderr
+    wrong = run_cli("score", "--model", str(tmp_path / "m"), "--train", str(other / "train"), "--out", str(tmp_path / "s"))
+    assert wrong.returncode == 1 and "not the data" in wrong.stderr and str(small_split / "train") in wrong.stderr
+    # the recorded location is absolute: the model works from any directory
+    ok = run_cli("score", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "s"), cwd=other)
+    assert ok.returncode == 0, ok.stderr

@@ -261,6 +261,17 @@ class Dataset:
         return float(s["min"]), float(s["max"]), (None if s.get("step") is None else float(s["step"]))
 
     # -- reading ----------------------------------------------------------------------
+    @property
+    def absolute_url(self) -> str:
+        """This dataset's location as an absolute URL (a local path made absolute), valid from any directory."""
+        return self.url if "://" in self.url else str(Path(self.url).resolve())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this data: its rating count and a digest of every file's checksum. Two folds of
+        one dataset share their id maps and sizes but never this."""
+        files = json.dumps(self.manifest.get("files", {}), sort_keys=True).encode()
+        return {"ratings": self.n_ratings, "files_sha256": hashlib.sha256(files).hexdigest()[:16]}
+
     def open_file(self, rel: str):  # noqa: ANN201 - a binary file object
         return self._fs.open(f"{self._root}/{rel}", "rb")
 
