@@ -78,6 +78,11 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     ratings = ds.read_all()
     users = model.user_index(ds.user_index().to_raw(ratings.user_idx))
     items = model.item_index(ds.item_index().to_raw(ratings.item_idx))
+    # cold = no training rating, not "not in the id map": split parts keep the parent's maps, so a
+    # test-only user has an index (and a zero row) in the model; -1 marks both kinds of unknown
+    for idx, counts in ((users, model.user_counts_), (items, model.item_counts_)):
+        if counts is not None:
+            idx[(idx >= 0) & (counts[np.maximum(idx, 0)] == 0)] = -1
     cold = (users < 0) | (items < 0)
     scored = ~cold if cfg.cold == "exclude" else np.ones(len(ratings), bool)
     result: dict[str, Any] = {"kind": model.kind}
@@ -99,10 +104,13 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     order = np.lexsort((items[relevant], users[relevant]))
     rel_users, rel_items = users[relevant][order], items[relevant][order]
     evaluated, starts = np.unique(rel_users, return_index=True)
+    if not (rating >= cfg.relevance).any():
+        raise DataError(f"{cfg.data}: no rating is >= the relevance threshold {cfg.relevance:g}, so no ranking "
+                        f"metric can be computed; lower --relevance (ratings here are at most "
+                        f"{float(rating.max()) if len(rating) else float('nan'):g})")
     if not len(evaluated):
-        raise DataError(f"{cfg.data}: no test rating of a known user and item is >= the relevance threshold "
-                        f"{cfg.relevance:g}, so no ranking metric can be computed; lower --relevance "
-                        f"(ratings here are at most {float(rating.max()) if len(rating) else float('nan'):g})")
+        return {"relevance": cfg.relevance, "users": 0, "at": {}, "mrr": None, "auc": None,
+                "note": "every relevant rating is of a user or item without training ratings (cold)"}
     relevant_lists = np.split(rel_items, starts[1:]) if len(evaluated) else []
     train = training_data(model, cfg.model, cfg.train)
     wanted = np.zeros(len(model.user_ids_), bool)

@@ -162,6 +162,9 @@ def _run_evaluate(cfg: JobConfig) -> None:
     else:
         log.info("evaluate %s (%s, a ranking model: no rating metrics) on %s", m["model"], m["kind"], m["data"])
     r = m["ranking"]
+    if not r["users"]:
+        log.info("no ranking metrics: %s", r["note"])
+        return
     log.info("whole-list AUC %.4f, MRR %.4f", r["auc"], r["mrr"])
     log.info("%-6s %9s %9s %9s %9s %9s %9s   (%d users, relevant: rating >= %g, train items excluded)",
              "K", "precision", "recall", "ndcg", "map", "hit_rate", "coverage", r["users"], r["relevance"])

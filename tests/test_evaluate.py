@@ -92,3 +92,25 @@ def test_evaluate_job_equals_a_single_process_reference(small_split, tmp_path):
         assert got["ranking"]["at"][str(k)] == pytest.approx(want, rel=1e-9)
     pred = model.predict_idx(test.user_idx, test.item_idx)
     assert got["rmse"] == pytest.approx(rmse(pred, test.rating)) and got["n"] == len(test)
+
+
+@pytest.mark.realdata
+def test_evaluate_cold_means_no_training_ratings(ml100k_dataset, ml100k_zip, tmp_path):
+    """u1's cold part: 32 test ratings of items with no training rating, which the split keeps in the
+    parent's id maps; cold must come from the model's training counts, not from the map."""
+    from recsys_dist.batch import run_evaluation
+    from recsys_dist.checkpoint import save_model
+    from recsys_dist.config import EngineConfig, EvaluateConfig, ModelConfig, SplitConfig, TrainConfig
+    from recsys_dist.data.split import split
+    from recsys_dist.train import fit
+
+    split(SplitConfig(data=str(ml100k_dataset), out=str(tmp_path / "u1"), method="folds", fold="u1",
+                      archive=str(ml100k_zip)))
+    model = fit(TrainConfig(train=str(tmp_path / "u1" / "train")), ModelConfig(rank=4, n_iter=2), EngineConfig()).model
+    save_model(model, str(tmp_path / "m"))
+    cold = dict(model=str(tmp_path / "m"), data=str(tmp_path / "u1" / "cold"))
+    excluded = run_evaluation(EvaluateConfig(**cold, cold="exclude"))
+    assert excluded["cold_ratings"] == 32 and excluded["n"] == 0 and excluded["unknown_items"] > 0
+    assert excluded["ranking"]["users"] == 0 and "cold" in excluded["ranking"]["note"]
+    kept = run_evaluation(EvaluateConfig(**cold))  # scored by the bias fallback: mu + b_u
+    assert kept["n"] == 32 and np.isfinite(kept["rmse"])
