@@ -176,6 +176,13 @@ def load_latest_checkpoint(url: str) -> tuple[int, dict[str, np.ndarray], dict[s
     return int(state["iteration"]), matrices, state
 
 
+def latest_checkpoint(url: str) -> str | None:
+    """The URL of the newest complete checkpoint under ``url``, or None."""
+    fs, root = _fs(url)
+    done = _complete_checkpoints(fs, root)
+    return f"{str(url).rstrip('/')}/checkpoints/{done[-1]}" if done else None
+
+
 def _complete_checkpoints(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
     base = f"{root}/checkpoints"
     if not fs.exists(base):

@@ -12,7 +12,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -276,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     logging.getLogger("distributed").setLevel(logging.WARNING)
     bars = progress.to_console(sys.stderr) if not args.quiet and sys.stderr.isatty() else contextlib.nullcontext()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # docker stop, kubectl delete: stop as cleanly as Ctrl-C
+    cfg = None
     try:
         cfg = load_config(args, args.job)
         with bars:
@@ -283,10 +288,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecsysError as exc:
         print(f"recsys_dist {args.job}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"recsys_dist {args.job}: interrupted; nothing was published", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"recsys_dist {args.job}: {how}; nothing was published{_resume_hint(args.job, cfg)}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every context manager (shared memory, Dask clients,
+    staging directories) unwinds exactly as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _resume_hint(job: str, cfg: JobConfig | None) -> str:
+    """For an interrupted training run: which checkpoint ``--resume`` would continue from."""
+    if job != "train" or cfg is None or not cfg.train.out:
+        return ""
+    from recsys_dist.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(cfg.train.out)
+    if found is None:
+        return " (no checkpoint was written: set --checkpoint-every N to make training resumable)"
+    return f"; the same command with --resume continues from {found}"
 
 
 def run(argv: Sequence[str] | None = None) -> None:
@@ -295,10 +322,13 @@ def run(argv: Sequence[str] | None = None) -> None:
     A job that finished could still abort with SIGABRT at interpreter shutdown ("terminate called
     without an active exception", exit 134): Arrow's thread pools are torn down by static destructors
     while native threads are alive (compare apache/arrow#34314). Every output is written and closed
-    by the time ``main`` returns, so the process flushes its streams and leaves with ``os._exit``.
+    by the time ``main`` returns, so the process runs its Python exit handlers, flushes its streams and
+    leaves with ``os._exit``.
     """
     code = main(argv)
-    logging.shutdown()
+    import atexit
+
+    atexit._run_exitfuncs()  # Python-level exit handlers (logging, multiprocessing's finalizers) still run
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -183,3 +183,38 @@ def test_train_finds_the_cold_part_beside_a_test_url(ml100k_dataset, ml100k_zip,
                     model=ModelConfig(rank=4, n_iter=2))
     metrics = run_training(cfg)
     assert metrics["cold"]["n"] == 32 and metrics["test_with_cold"]["n"] == 20_000
+
+
+def test_train_sigterm_stops_cleanly_and_says_how_to_resume(small_split, tmp_path):
+    """What docker stop / kubectl delete send: one line, exit 143, shared memory released, --resume named."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from recsys_dist.executors.shared_memory import PREFIX
+
+    def ours():
+        return {n for n in os.listdir("/dev/shm") if n.startswith(PREFIX)} if os.path.isdir("/dev/shm") else set()
+
+    before = ours()
+    out = tmp_path / "m"
+    proc = subprocess.Popen([sys.executable, "-m", "recsys_dist", "train", "--train", str(small_split / "train"),
+                             "--out", str(out), "--engine", "shm", "--iterations", "100000", "--checkpoint-every", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = out / "train_log.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole group, as a container runtime does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    said = [line for line in err.splitlines() if line.startswith("recsys_dist train:")]
+    assert len(said) == 1 and "terminated (SIGTERM); nothing was published" in said[0], err
+    assert "--resume continues from" in said[0] and "/checkpoints/iter-" in said[0]
+    # (multiprocessing's tracker may still note an already-unlinked queue semaphore of a killed worker)
+    assert "Traceback" not in err and "leaked shared_memory" not in err, err
+    assert ours() == before
+    assert not (out / "model.json").exists() and json.loads(log.read_text().splitlines()[-1])["iteration"] >= 3

@@ -97,6 +97,15 @@ def _update_in_worker(task: Callable[..., Any], ref: BlockRef, own: ArrayRef, ot
     return stats
 
 
+def _leave_signals() -> None:
+    """Pool processes ignore Ctrl-C and SIGTERM sent to the whole process group: the job's process
+    handles them, releases the shared memory and stops the pool itself (no worker tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _numbered(job: tuple[int, Callable[..., Any], tuple]) -> tuple[int, Any]:  # noqa: D103
     index, fn, args = job
     return index, fn(*args)
@@ -109,7 +118,7 @@ class SharedMemoryExecutor:
         self.n_workers, self.task_threads = workers, threads
         # concurrent.futures, not multiprocessing.Pool: a worker that dies (OOM kill, SIGKILL, a script
         # without the __main__ guard) breaks the executor with BrokenProcessPool instead of hanging forever
-        self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_leave_signals)
         self._blocks: dict[str, list[BlockRef]] = {}
         self._matrices: dict[str, tuple[ArrayRef, np.ndarray]] = {}
         self._segments: list[str] = []
@@ -180,9 +189,13 @@ class SharedMemoryExecutor:
         processes = list(getattr(self._pool, "_processes", {}).values())  # stop running tasks now, not at their end
         self._pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:
-            proc.terminate()
+            proc.kill()  # they ignore SIGTERM (see _leave_signals) and hold nothing the driver does not release
         for proc in processes:
             proc.join()
+        # wait for the executor's own thread to wind down so its queues are closed and their semaphores
+        # released here: a job ends with os._exit (cli.run), and multiprocessing's resource tracker would
+        # otherwise report them as leaked
+        self._pool.shutdown(wait=True)
         for name in self._segments:
             seg_view = _attached.pop(name, None)
             try:
