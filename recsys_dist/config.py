@@ -162,6 +162,11 @@ ENGINES = ("inprocess", "shm", "dask")
 CONFIDENCES = ("1+alpha*r", "alpha*r")
 
 
+# Defaults that differ by model kind, applied to the keys a configuration leaves out: BPR's reg is the
+# weight decay of every SGD step, where ALS's 0.1 would shrink the factors to nothing.
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {"bpr": {"reg": 0.01, "bias_reg": 0.01, "n_iter": 20}}
+
+
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     kind: str = "als"
@@ -171,7 +176,7 @@ class ModelConfig:
     rank: int = 10
     """Number of latent factors k (als, implicit_als, bpr)."""
     reg: float = 0.1
-    """Factor regularization lambda (bpr: the weight decay of each SGD update)."""
+    """Factor regularization lambda (bpr: the weight decay of each SGD update, default 0.01; see KIND_DEFAULTS)."""
     bias_reg: float = 0.1
     """Bias regularization (for ``bias``: the damping added to each bias's count; bpr: the item bias's decay)."""
     rank_damping: float = 5.0
@@ -350,6 +355,8 @@ class JobConfig:
                 raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
             if not isinstance(values, Mapping):
                 raise ConfigError(f"{origin}: [{name}] must be a table of keys")
+            if name == "model":  # keys the file does not set take the kind's own defaults
+                values = {**KIND_DEFAULTS.get(str(values.get("kind", "als")), {}), **values}
             built[name] = section_from_mapping(hints[name], name, values, origin)
         config = cls(**built)
         try:

@@ -72,3 +72,12 @@ def test_config_auto_solver_uses_cg_only_at_high_rank():
     assert ModelConfig(rank=CG_FROM_RANK).effective_solver() == "cg"
     assert ModelConfig(rank=64, solver="cholesky").effective_solver() == "cholesky"
     assert ModelConfig(rank=64, kind="bias").effective_solver() == "cholesky"
+
+
+def test_config_bpr_takes_its_own_defaults_for_keys_left_out():
+    from recsys_dist.config import JobConfig
+
+    bpr = JobConfig.from_mapping({"model": {"kind": "bpr"}}).model
+    assert (bpr.reg, bpr.bias_reg, bpr.n_iter) == (0.01, 0.01, 20)
+    assert JobConfig.from_mapping({"model": {"kind": "bpr", "reg": 0.05}}).model.reg == 0.05  # set keys win
+    assert JobConfig.from_mapping({"model": {"kind": "als"}}).model.reg == 0.1
