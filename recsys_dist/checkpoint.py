@@ -176,6 +176,20 @@ def load_latest_checkpoint(url: str) -> tuple[int, dict[str, np.ndarray], dict[s
     return int(state["iteration"]), matrices, state
 
 
+def clear_training_state(url: str) -> list[str]:
+    """Remove an earlier run's checkpoints and iteration log from the model directory ``url`` (only
+    those: nothing else there is touched, and the model files are rewritten by the new run); return what went."""
+    fs, root = _fs(url)
+    removed = []
+    if _complete_checkpoints(fs, root) or fs.exists(f"{root}/checkpoints"):
+        fs.rm(f"{root}/checkpoints", recursive=True)
+        removed.append("checkpoints/")
+    if fs.exists(f"{root}/train_log.jsonl"):
+        fs.rm(f"{root}/train_log.jsonl")
+        removed.append("train_log.jsonl")
+    return removed
+
+
 def latest_checkpoint(url: str) -> str | None:
     """The URL of the newest complete checkpoint under ``url``, or None."""
     fs, root = _fs(url)

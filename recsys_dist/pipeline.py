@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
 
 from recsys_dist.batch import run_evaluation, run_scoring
-from recsys_dist.checkpoint import read_json_lines, save_model, write_json, write_json_lines
+from recsys_dist.checkpoint import clear_training_state, read_json_lines, save_model, write_json, write_json_lines
 from recsys_dist.config import RANKING_KINDS, EvaluateConfig, JobConfig
 from recsys_dist.data.dataset import Dataset, Ratings, is_dataset, sibling_url
 from recsys_dist.data.ingest import ingest
@@ -19,6 +20,7 @@ from recsys_dist.errors import DataError
 from recsys_dist.train import evaluate_on, fit
 
 
+log = logging.getLogger(__name__)
 LOG_FILE = "train_log.jsonl"
 
 
@@ -41,6 +43,11 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         raise DataError("no training data: pass --train SPLITDIR/train (or set train.train)")
     if not cfg.train.out:
         raise DataError("no model directory: pass --out DIR (or set train.out)")
+    if not cfg.train.resume:
+        removed = clear_training_state(cfg.train.out)
+        if removed:
+            log.info("%s: starting a new run (no --resume): removed the earlier run's %s", cfg.train.out,
+                     " and ".join(removed))
     result = fit(cfg.train, cfg.model, cfg.engine, (IterationLog(cfg.train.out, cfg.train.resume),))
     metrics: dict[str, Any] = {"engine": result.engine, "setup_seconds": result.setup_seconds,
                                "iterations": result.history}

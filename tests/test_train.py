@@ -218,3 +218,17 @@ def test_train_sigterm_stops_cleanly_and_says_how_to_resume(small_split, tmp_pat
     assert "Traceback" not in err and "leaked shared_memory" not in err, err
     assert ours() == before
     assert not (out / "model.json").exists() and json.loads(log.read_text().splitlines()[-1])["iteration"] >= 3
+
+
+def test_train_into_an_earlier_model_without_resume_starts_clean(small_split, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "m"
+    first = run_cli("train", "--train", str(small_split / "train"), "--out", str(out), "--iterations", "4",
+                    "--checkpoint-every", "2")
+    assert first.returncode == 0 and (out / "checkpoints").exists(), first.stderr
+    again = run_cli("train", "--train", str(small_split / "train"), "--out", str(out), "--iterations", "1")
+    assert again.returncode == 0 and "removed the earlier run's checkpoints/" in again.stderr, again.stderr
+    assert not (out / "checkpoints").exists() and len((out / "train_log.jsonl").read_text().splitlines()) == 1
+    refused = run_cli("score", "--model", str(out), "--out", str(small_split / "train"))
+    assert refused.returncode == 1 and "is a dataset directory" in refused.stderr

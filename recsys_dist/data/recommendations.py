@@ -43,6 +43,9 @@ class RecommendationWriter:
         self.parts: list[dict[str, Any]] = []
         if self.fs.exists(self.root) and not self.fs.isdir(self.root):
             raise DataError(f"{self.url}: exists and is not a directory")
+        for marker, what in (("manifest.json", "a dataset"), ("model.json", "a model")):
+            if self.fs.exists(f"{self.root}/{marker}"):
+                raise DataError(f"{self.url}: is {what} directory; write the results to a directory of their own")
         self.fs.makedirs(f"{self.root}/{self.run}", exist_ok=True)
 
     def write_block(self, block: int, frame: pd.DataFrame) -> None:
