@@ -33,9 +33,17 @@ def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> str:
     tmp = f"{path}.tmp"
-    with fs.open(tmp, "wb") as fh:
-        fh.write(data)
-    fs.mv(tmp, path)
+    try:
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        fs.mv(tmp, path)
+    except OSError as exc:  # e.g. a full disk: leave no half-written file behind, say which output failed
+        try:
+            fs.rm(tmp)
+        except OSError:
+            pass
+        raise CheckpointError(f"{path}: cannot write {len(data) / 1e6:.1f} MB ({exc.strerror or exc}); "
+                              "free space there or write elsewhere") from None
     return hashlib.sha256(data).hexdigest()
 
 

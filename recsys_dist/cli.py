@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -288,6 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecsysError as exc:
         print(f"recsys_dist {args.job}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"recsys_dist {args.job}: error: {exc.strerror}{where}; nothing was published: free space or "
+              "choose another --out", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(f"recsys_dist {args.job}: {how}; nothing was published{_resume_hint(args.job, cfg)}", file=sys.stderr)

@@ -75,3 +75,29 @@ def test_checkpoint_loading_a_model_never_aborts_the_process_at_exit(small_split
     script = f"from recsys_dist.checkpoint import load_model; load_model({str(tmp_path / 'm')!r})"
     codes = [subprocess.run([sys.executable, "-c", script], capture_output=True).returncode for _ in range(15)]
     assert codes == [0] * 15
+
+
+def test_checkpoint_a_full_disk_is_one_line_and_leaves_no_temporary_file(small_split, tmp_path, monkeypatch,
+                                                                          capsys):
+    """ENOSPC while the model is written: the job says which file, exits 1, and no .tmp stays behind."""
+    import errno
+
+    import fsspec.implementations.local as local
+
+    from recsys_dist.cli import main
+
+    real_open = local.LocalFileSystem._open
+
+    def full(self, path, mode="rb", **kw):
+        if "w" in mode and str(path).endswith("item_matrix.npy.tmp"):
+            handle = real_open(self, path, mode, **kw)
+            handle.write = lambda data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
+            return handle
+        return real_open(self, path, mode, **kw)
+
+    monkeypatch.setattr(local.LocalFileSystem, "_open", full)
+    code = main(["train", "--train", str(small_split / "train"), "--out", str(tmp_path / "m"), "--iterations", "1",
+                 "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "item_matrix.npy" in err[0] and "No space left" in err[0]
+    assert not list((tmp_path / "m").glob("*.tmp")) and not (tmp_path / "m" / "model.json").exists()
