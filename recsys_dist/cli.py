@@ -187,7 +187,7 @@ def _run_score(cfg: JobConfig) -> None:
 def _run_recommend(cfg: JobConfig) -> None:
     from recsys_dist.user_jobs import run_recommend
 
-    r = run_recommend(cfg.recommend, cfg.filter)
+    r = run_recommend(cfg.recommend, cfg.filter, cfg.ingest)
     if not r["known"]:
         log.info("user %s is not in the model: %s", r["user"], r["cold_start"])
     else:
@@ -210,7 +210,7 @@ def _run_similar_items(cfg: JobConfig) -> None:
 def _run_fold_in(cfg: JobConfig) -> None:
     from recsys_dist.user_jobs import run_fold_in
 
-    r = run_fold_in(cfg.foldin)
+    r = run_fold_in(cfg.foldin, cfg.ingest)
     log.info("fold-in: %d users (%d new) from %d ratings (%d of unknown items ignored) in %.1f ms -> %s",
              r["users"], r["new_users"], r["ratings"], r["unknown_item_ratings"], 1000 * r["seconds"], r["out"])
 

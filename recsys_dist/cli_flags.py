@@ -17,6 +17,14 @@ FILTER_FLAGS = [
     ("--genres", "filter.genres", str, "GENRE [GENRE ...]: only items of at least one of these genres"),
     ("--min-ratings", "filter.min_ratings", int, "only items with at least this many training ratings"),
 ]
+RATINGS_FORMAT_FLAGS = [  # how a small ratings file is read (fold-in); the same keys as ingest's
+    ("--format", "ingest.format", str, "ratings file format: auto, ml-100k, ml-1m, ml-10m, ml-csv, csv or parquet"),
+    ("--user-col", "ingest.user_col", str, "csv/parquet: user id column"),
+    ("--item-col", "ingest.item_col", str, "csv/parquet: item id column"),
+    ("--rating-col", "ingest.rating_col", str, "csv/parquet: rating column"),
+    ("--delimiter", "ingest.delimiter", str, "csv: field separator (a tab: $'\\t')"),
+    ("--id-type", "ingest.id_type", str, "csv/parquet: auto, int or str"),
+]
 LIST_KEYS = ("ingest.scale", "evaluate.k", "filter.genres")
 
 # job -> [(flag, "section.key", type, help)]; nargs "+" for LIST_KEYS.
@@ -101,6 +109,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--cold-start", "recommend.cold_start", str, "unknown user: none (an error) or popular"),
         ("--fold-in", "recommend.fold_in", str, "ratings file (user_id,item_id,rating) folded in first"),
         ("--train", "recommend.train", str, "training data (default: the model's)"),
+        *RATINGS_FORMAT_FLAGS,
         *FILTER_FLAGS,
     ],
     "similar-items": [
@@ -113,6 +122,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--model", "foldin.model", str, "model directory to start from (unchanged)"),
         ("--ratings", "foldin.ratings", str, "ratings file of the users to fold in (user_id,item_id,rating)"),
         ("--out", "foldin.out", str, "directory of the updated model"),
+        *RATINGS_FORMAT_FLAGS,
     ],
     "bench": [
         ("--shape", "bench.shape", str, "generated shape: ml-100k, ml-1m, ml-25m or ml-32m"),

@@ -9,7 +9,7 @@ import numpy as np
 
 from recsys_dist.batch import training_data
 from recsys_dist.checkpoint import load_model, save_model
-from recsys_dist.config import FilterConfig, FoldInConfig, RecommendConfig
+from recsys_dist.config import FilterConfig, FoldInConfig, IngestConfig, RecommendConfig
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ingest import read_raw_ratings
 from recsys_dist.data.item_filters import item_mask
@@ -19,14 +19,14 @@ from recsys_dist.model import ALSModel
 from recsys_dist.recommend import top_k
 
 
-def run_fold_in(cfg: FoldInConfig) -> dict[str, Any]:
+def run_fold_in(cfg: FoldInConfig, fmt: IngestConfig = IngestConfig()) -> dict[str, Any]:
     """Solve the users in ``cfg.ratings`` against the model's fixed item factors; write the updated model."""
     if not cfg.model or not cfg.ratings or not cfg.out:
         raise DataError("fold-in needs --model DIR, --ratings FILE and --out DIR")
     if cfg.out.rstrip("/") == cfg.model.rstrip("/"):
         raise DataError(f"fold-in: --out {cfg.out} is the input model; write the updated model elsewhere")
     model = load_model(cfg.model)
-    raw = read_raw_ratings(cfg.ratings)
+    raw = _read_ratings(cfg.ratings, fmt)
     started = time.perf_counter()
     updated = model.fold_in(raw.user, raw.item, raw.rating)
     seconds = time.perf_counter() - started
@@ -37,7 +37,8 @@ def run_fold_in(cfg: FoldInConfig) -> dict[str, Any]:
             "seconds": seconds, "out": cfg.out}
 
 
-def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig()) -> dict[str, Any]:
+def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),
+                  fmt: IngestConfig = IngestConfig()) -> dict[str, Any]:
     """The K best items for one user, each with the rated items that explain it."""
     if not cfg.model or not cfg.user:
         raise DataError("recommend needs --model DIR and --user ID")
@@ -46,7 +47,7 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig()) ->
     user = _typed_id(cfg.user, model.user_ids_)
     rated, ratings = _rated_items(model, train, user)
     if cfg.fold_in:
-        raw = read_raw_ratings(cfg.fold_in)
+        raw = _read_ratings(cfg.fold_in, fmt)
         model = model.fold_in(raw.user, raw.item, raw.rating)
         mine = np.asarray(raw.user == user)
         if mine.any():  # the folded-in ratings replace the user's training ratings
@@ -77,6 +78,15 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig()) ->
         result["items"].append({"rank": rank + 1, "item_id": _plain(model.item_ids_[item]), "title": titles[item],
                                 "score": float(score), "because": because})
     return result
+
+
+def _read_ratings(path: str, fmt: IngestConfig) -> Any:
+    """A fold-in ratings file in any ingest format; a failure says which flags describe other layouts."""
+    try:
+        return read_raw_ratings(path, fmt)
+    except DataError as exc:
+        raise DataError(f"{exc} (describe the file with --format csv|parquet|ml-100k|..., --user-col, --item-col, "
+                        "--rating-col, --delimiter, as for ingest)") from None
 
 
 def _plain(value: Any) -> Any:

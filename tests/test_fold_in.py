@@ -96,3 +96,19 @@ def test_fold_in_50_held_out_ml100k_users_is_within_2_percent_of_a_retrain(ml100
     rmse_retrain = rating_metrics(retrained.predict(test.user_id.to_numpy(), test.item_id.to_numpy()), truth)["rmse"]
     print(f"50 held-out users, {len(test)} test ratings: fold-in RMSE {rmse_fold:.4f}, retrain {rmse_retrain:.4f}")
     assert abs(rmse_fold - rmse_retrain) <= 0.02 * rmse_retrain
+
+
+def test_fold_in_reads_ratings_in_any_ingest_format(trained, small_split, tmp_path):
+    from recsys_dist.checkpoint import save_model
+
+    save_model(trained, str(tmp_path / "m"))
+    item = trained.item_ids_[0]
+    (tmp_path / "r.tsv").write_text(f"userId\tmovieId\trating\n90001\t{item}\t5\n")
+    plain = run_cli("fold-in", "--model", str(tmp_path / "m"), "--ratings", str(tmp_path / "r.tsv"), "--out",
+                    str(tmp_path / "f"))
+    assert plain.returncode == 1 and "--user-col" in plain.stderr  # says how to describe the file
+    told = run_cli("fold-in", "--model", str(tmp_path / "m"), "--ratings", str(tmp_path / "r.tsv"), "--out",
+                   str(tmp_path / "f"), "--format", "csv", "--user-col", "userId", "--item-col", "movieId",
+                   "--delimiter", "\t")
+    assert told.returncode == 0, told.stderr
+    assert 90001 in load_model(str(tmp_path / "f")).user_ids_
