@@ -174,7 +174,11 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
         model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config)
-        model.user_counts_, model.item_counts_ = train.rating_counts()
+        # the blocks already counted each row's ratings; read the data again only for a side not loaded (bpr)
+        if set(counts) >= {"user", "item"}:
+            model.user_counts_, model.item_counts_ = counts["user"].astype(np.int64), counts["item"].astype(np.int64)
+        else:
+            model.user_counts_, model.item_counts_ = train.rating_counts()
         return TrainResult(model, history, ex.describe(), setup)
 
 

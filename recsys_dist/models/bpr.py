@@ -86,7 +86,7 @@ class BPRSteps:
 
     def describe(self) -> str:
         c = self.cfg
-        return (f"stratified SGD, {c.strata} strata, learning rate {c.learning_rate:g} (x{c.lr_decay:g} per epoch), "
+        return (f"stratified SGD, {self.n_strata or c.strata} strata, learning rate {c.learning_rate:g} (x{c.lr_decay:g} per epoch), "
                 f"{c.negatives} negatives")
 
     def blocks(self, n_users: int) -> int:

@@ -14,6 +14,7 @@ never increases.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -63,8 +64,6 @@ class ExplicitSteps:
 def half_step(ex: Any, record: dict[str, Any], dst: str, src: str, task: Any, params: tuple,
               with_prev: bool) -> np.ndarray:
     """One timed ``ex.solve`` of the dst side; returns the summed block stats (kernel seconds last)."""
-    import time
-
     t0 = time.perf_counter()
     stats = np.sum(ex.solve(dst, task, src, dst, params, with_prev=with_prev), axis=0)
     record[f"{dst}_seconds"] = record.get(f"{dst}_seconds", 0.0) + time.perf_counter() - t0

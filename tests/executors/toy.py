@@ -41,7 +41,7 @@ def own_rows_task(block, src, own, offset):
 def stratum_task(block, own, other, stratum, scale):
     """A stratified update: own rows += scale; the other rows of ``stratum`` (its index) get the block id."""
     idx = np.array([stratum], np.int64)
-    rows = np.full((1, other.shape[1]), block.block_id + other[stratum, 0] * 0, np.float32)
+    rows = np.full((1, other.shape[1]), block.block_id, np.float32)
     return own + scale, idx, rows, np.array([block.block_id, float(other[stratum].sum())], np.float64)
 
 
