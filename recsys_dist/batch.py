@@ -74,24 +74,31 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     if not cfg.model or not cfg.data:
         raise DataError("evaluate needs --model DIR and --data DATASET")
     model = load_model(cfg.model)
-    ds = Dataset.open(cfg.data)
-    ratings = ds.read_all()
-    users = model.user_index(ds.user_index().to_raw(ratings.user_idx))
-    items = model.item_index(ds.item_index().to_raw(ratings.item_idx))
+    raw_users, raw_items, users, items, rating = [], [], [], [], []
+    for url in cfg.data:  # each part through its own id maps: parts need not share them
+        ds = Dataset.open(url)
+        ratings = ds.read_all()
+        raw_users.append(ds.user_index().to_raw(ratings.user_idx))
+        users.append(model.user_index(raw_users[-1]))
+        raw_items.append(ds.item_index().to_raw(ratings.item_idx))
+        items.append(model.item_index(raw_items[-1]))
+        rating.append(ratings.rating)
+    users, items, rating = np.concatenate(users), np.concatenate(items), np.concatenate(rating)
     # cold = no training rating, not "not in the id map": split parts keep the parent's maps, so a
     # test-only user has an index (and a zero row) in the model; -1 marks both kinds of unknown
     for idx, counts in ((users, model.user_counts_), (items, model.item_counts_)):
         if counts is not None:
             idx[(idx >= 0) & (counts[np.maximum(idx, 0)] == 0)] = -1
     cold = (users < 0) | (items < 0)
-    scored = ~cold if cfg.cold == "exclude" else np.ones(len(ratings), bool)
+    scored = ~cold if cfg.cold == "exclude" else np.ones(len(rating), bool)
     result: dict[str, Any] = {"kind": model.kind}
     if model.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
-        result.update(rating_metrics(model.predict_idx(users[scored], items[scored]), ratings.rating[scored]))
-    result.update(model=str(cfg.model), data=str(cfg.data), cold_policy=cfg.cold, cold_ratings=int(cold.sum()),
-                  unknown_users=int(len(np.unique(ratings.user_idx[users < 0]))),
-                  unknown_items=int(len(np.unique(ratings.item_idx[items < 0]))))
-    result["ranking"] = _ranking(model, users, items, ratings.rating, cfg, engine)
+        result.update(rating_metrics(model.predict_idx(users[scored], items[scored]), rating[scored]))
+    raw_users, raw_items = np.concatenate(raw_users), np.concatenate(raw_items)
+    result.update(model=str(cfg.model), data=" ".join(map(str, cfg.data)), cold_policy=cfg.cold,
+                  cold_ratings=int(cold.sum()), unknown_users=int(len(pd.unique(raw_users[users < 0]))),
+                  unknown_items=int(len(pd.unique(raw_items[items < 0]))))
+    result["ranking"] = _ranking(model, users, items, rating, cfg, engine)
     if cfg.out:
         write_json(cfg.out, "metrics.json", result)
     return result
@@ -105,7 +112,7 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     rel_users, rel_items = users[relevant][order], items[relevant][order]
     evaluated, starts = np.unique(rel_users, return_index=True)
     if not (rating >= cfg.relevance).any():
-        raise DataError(f"{cfg.data}: no rating is >= the relevance threshold {cfg.relevance:g}, so no ranking "
+        raise DataError(f"{' '.join(cfg.data)}: no rating is >= the relevance threshold {cfg.relevance:g}, so no ranking "
                         f"metric can be computed; lower --relevance (ratings here are at most "
                         f"{float(rating.max()) if len(rating) else float('nan'):g})")
     if not len(evaluated):
@@ -139,19 +146,23 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
     model = load_model(cfg.model)
     train = training_data(model, cfg.model, cfg.train)
     allowed = item_mask(train, model.item_ids_, rules)
-    wanted, unknown = None, np.empty(0, model.user_ids_.dtype)
+    # cold users (not in the model, or without training ratings) get the cold-start list, one extra part
+    wanted = ~model.is_cold(np.arange(len(model.user_ids_)))
+    cold = model.user_ids_[~wanted]
     if cfg.users:
         listed = read_ids(cfg.users, model.user_ids_.dtype.kind in "iu", "user")
         idx = model.user_index(listed)
-        wanted = np.zeros(len(model.user_ids_), bool)
-        wanted[idx[idx >= 0]] = True
-        unknown = pd.unique(listed[idx < 0])
+        asked = np.zeros(len(model.user_ids_), bool)
+        asked[idx[idx >= 0]] = True
+        cold = pd.unique(listed[model.is_cold(idx)])
+        wanted &= asked
+    unknown = int(len(cold)) - int(np.count_nonzero(model.user_index(cold) >= 0)) if len(cold) else 0
     titles = train.read_items()["title"].to_numpy(dtype=object)
     blocks = [(model.user_ids_[users], items, scores)
               for users, items, scores in block_top_k(model, train, engine, cfg.k, allowed, wanted, cfg.block_users)]
-    if len(unknown):  # users the model has never seen: the best items by mu + b_i, one extra part
-        items, scores = model.cold_start(cfg.k, None, allowed, len(unknown))
-        blocks.append((unknown, items, scores))
+    if len(cold):
+        items, scores = model.cold_start(cfg.k, None, allowed, len(cold))
+        blocks.append((cold, items, scores))
     writer = RecommendationWriter(cfg.out)
     try:
         for block, (user_ids, items, scores) in enumerate(blocks):
@@ -168,7 +179,7 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
             }))
         n_users = int(sum(len(b[0]) for b in blocks))
         return writer.publish({"model": str(cfg.model), "k": cfg.k, "users": n_users,
-                               "unknown_users": int(len(unknown))})
+                               "cold_users": int(len(cold)), "unknown_users": unknown})
     except BaseException:
         writer.abort()
         raise

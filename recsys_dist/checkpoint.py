@@ -87,6 +87,7 @@ def save_model(model: ALSModel, url: str, extra: dict[str, Any] | None = None) -
     sums = {name: _put(fs, f"{root}/{name}", data) for name, data in files.items()}
     meta = {"format_version": FORMAT_VERSION, "kind": model.kind, "mu": model.mu_, "n_factors": model.n_factors,
             "n_users": len(model.user_ids_), "n_items": len(model.item_ids_), "config": model.config,
+            "rating_scale": None if model.rating_scale_ is None else list(model.rating_scale_),
             "files": sums, **(extra or {})}
     _put(fs, f"{root}/{MODEL_FILE}", (json.dumps(meta, indent=2) + "\n").encode())
 
@@ -154,7 +155,8 @@ def load_model(url: str) -> ALSModel:
     counts = {side: array(f"{side}_counts.npy") if f"{side}_counts.npy" in files else None for side in ("user", "item")}
     return ALSModel(meta["kind"], float(meta["mu"]), array("user_matrix.npy"), array("item_matrix.npy"),
                     ids("user_ids.parquet", "user_id"), ids("item_ids.parquet", "item_id"), meta.get("config", {}),
-                    counts["user"], counts["item"])
+                    counts["user"], counts["item"],
+                    None if meta.get("rating_scale") is None else tuple(float(x) for x in meta["rating_scale"]))
 
 
 def save_checkpoint(url: str, iteration: int, matrices: dict[str, np.ndarray], state: dict[str, Any],

@@ -25,7 +25,7 @@ RATINGS_FORMAT_FLAGS = [  # how a small ratings file is read (fold-in); the same
     ("--delimiter", "ingest.delimiter", str, "csv: field separator (a tab: $'\\t')"),
     ("--id-type", "ingest.id_type", str, "csv/parquet: auto, int or str"),
 ]
-LIST_KEYS = ("ingest.scale", "evaluate.k", "filter.genres")
+LIST_KEYS = ("ingest.scale", "evaluate.k", "evaluate.data", "filter.genres")
 
 # job -> [(flag, "section.key", type, help)]; nargs "+" for LIST_KEYS.
 FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
@@ -84,7 +84,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
     ],
     "evaluate": [
         ("--model", "evaluate.model", str, "model directory"),
-        ("--data", "evaluate.data", str, "dataset to score"),
+        ("--data", "evaluate.data", str, "DATASET [DATASET ...]: datasets to score together (e.g. SPLIT/test SPLIT/cold)"),
         ("--out", "evaluate.out", str, "directory for metrics.json"),
         ("--k", "evaluate.k", int, "K [K ...]: cut-offs of the ranking metrics"),
         ("--relevance", "evaluate.relevance", float, "test ratings at or above this are relevant"),

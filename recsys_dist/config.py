@@ -197,6 +197,9 @@ class ModelConfig:
     for implicit_als, and for als from rank CG_FROM_RANK up, where forming and factoring the
     (k+1)^2 system dominates; else cholesky."""
     cg_steps: int = 3
+    clip: bool = True
+    """als, bias, mean: predicted ratings (predict, evaluate's RMSE and MAE, the test RMSE in the
+    training log) are clipped to the training data's rating scale; rankings use the raw scores."""
     threshold: float = 0.0
     """Ranking models: ratings at or above this count as interactions (positives); the rest are ignored."""
     alpha: float = 1.0

@@ -57,6 +57,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is list:
         (item_type,) = typing.get_args(hint)
+        if isinstance(value, str) and item_type is str:
+            value = [value]  # one path for a list of paths
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_coerce(f"{key}[{i}]", item_type, v) for i, v in enumerate(value)]

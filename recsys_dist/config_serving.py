@@ -13,8 +13,9 @@ from recsys_dist.errors import ConfigError
 class EvaluateConfig:
     model: str = ""
     """Model directory written by train."""
-    data: str = ""
-    """Dataset to score (ratings matched to the model through original ids)."""
+    data: list[str] = field(default_factory=list)
+    """Datasets to score together (ratings matched to the model through original ids), e.g. a
+    split's test and cold parts; one string is one dataset."""
     out: str = ""
     """Optional directory for metrics.json."""
     k: list[int] = field(default_factory=lambda: [10])
@@ -25,6 +26,10 @@ class EvaluateConfig:
     """Training data whose items are excluded from the candidates; "" uses the model's record."""
     cold: str = "bias"
     """Ratings of users or items the model has not seen: ``bias`` (predict from biases) or ``exclude``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):  # EvaluateConfig(data="split/test") from Python
+            object.__setattr__(self, "data", [self.data] if self.data else [])
 
     def validate(self) -> None:
         if not self.k or min(self.k) < 1:

@@ -36,10 +36,3 @@ def explain(item_matrix: np.ndarray, recommended: np.ndarray, rated: np.ndarray,
         out_items[row, :len(best)] = np.asarray(rated, np.int64)[best]
         out_weights[row, :len(best)] = w[best]
     return out_items, out_weights
-
-
-def popular_items(liked_counts: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
-    """The ``k`` items with the most well-rated ratings (ties: lower index), for users the model does not know."""
-    counts = np.where(allowed, liked_counts, -1) if allowed is not None else liked_counts
-    order = np.lexsort((np.arange(len(counts)), -counts))
-    return order[:k][counts[order[:k]] > 0]

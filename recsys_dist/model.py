@@ -9,6 +9,7 @@ import numpy as np
 
 from recsys_dist.errors import DataError
 from recsys_dist.als import INIT_SCALE, fold_in_rows
+from recsys_dist.data.ids import lookup
 from recsys_dist.hashing import normal
 from recsys_dist.kernels.als import predict_pairs
 from recsys_dist.models.bpr import fold_in_bpr
@@ -23,7 +24,9 @@ class ALSModel:
     Users or items without training ratings have zero factors and bias, so their predictions
     fall back to mu + the known side's bias. ``kind`` is a ``model.kind`` (see recsys_dist.models
     for how ranking kinds use the layout). ``user_counts_`` / ``item_counts_`` hold each row's
-    training ratings when known (models saved before they were recorded have None).
+    training ratings when known (models saved before they were recorded have None), and
+    ``rating_scale_`` the (min, max) of the training data's rating scale, which predicted ratings
+    of the rating kinds are clipped to unless ``model.clip`` is false.
     """
 
     kind: str
@@ -35,6 +38,7 @@ class ALSModel:
     config: dict[str, Any] = field(default_factory=dict)
     user_counts_: np.ndarray | None = field(default=None, repr=False)
     item_counts_: np.ndarray | None = field(default=None, repr=False)
+    rating_scale_: tuple[float, float] | None = None
 
     def ranking_item_matrix(self) -> np.ndarray:
         """The item matrix top-K ranks with: for rating models, each item row (bias and factors) shrunk
@@ -77,13 +81,21 @@ class ALSModel:
             raise DataError(f"{len(user_idx)} users but {len(item_idx)} items")
         out = np.empty(len(user_idx), np.float64)
         predict_pairs(user_idx, item_idx, self.user_matrix_, self.item_matrix_, float(self.mu_), out)
+        if self.clips:
+            np.clip(out, *self.rating_scale_, out=out)
         return out
 
+    @property
+    def clips(self) -> bool:
+        """Whether predictions are clipped to the rating scale: rating kinds, unless model.clip is false."""
+        return (self.kind in ("als", "bias", "mean") and self.rating_scale_ is not None
+                and bool(self.config.get("model", {}).get("clip", True)))
+
     def user_index(self, user_ids: np.ndarray) -> np.ndarray:
-        return _lookup(self.user_ids_, np.asarray(user_ids))
+        return lookup(self.user_ids_, np.asarray(user_ids))
 
     def item_index(self, item_ids: np.ndarray) -> np.ndarray:
-        return _lookup(self.item_ids_, np.asarray(item_ids))
+        return lookup(self.item_ids_, np.asarray(item_ids))
 
     def predict(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """Predictions for original ids; unknown ids fall back to biases, then to mu."""
@@ -91,33 +103,45 @@ class ALSModel:
 
     def recommend(self, user_ids: np.ndarray, k: int = 10, exclude: list[np.ndarray] | None = None,
                   items: np.ndarray | None = None, deny: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The k best items (original ids) for each user id, best first, with predicted ratings.
+        """The k best items (original ids) for each user id, best first, with their ranking scores.
 
         ``exclude[r]`` lists item ids not to recommend to user r (e.g. those already rated);
-        ``items`` is an allow-list and ``deny`` a deny-list of item ids for everyone. Unknown
-        users get the items with the highest mu + b_i. Missing slots hold the id's type's
-        missing marker (-1 for integer ids, None for strings) and NaN scores.
+        ``items`` is an allow-list and ``deny`` a deny-list of item ids for everyone. Cold users
+        (unknown, or without training ratings) get ``cold_start``'s items. Missing slots hold the
+        id's type's missing marker (-1 for integer ids, None for strings) and NaN scores.
         """
         allowed = self._item_mask(items, deny)
         excl = None if exclude is None else [self.item_index(np.asarray(x)) for x in exclude]
         users = self.user_index(user_ids)
-        idx, scores = top_k(self.user_matrix_, self.ranking_item_matrix(), self.mu_, users, k, excl, allowed)
-        unknown = np.flatnonzero(users < 0)
+        cold = self.is_cold(users)
+        idx, scores = top_k(self.user_matrix_, self.ranking_item_matrix(), self.mu_, np.where(cold, -1, users), k,
+                            excl, allowed)
+        unknown = np.flatnonzero(cold)
         if len(unknown):
             cold_idx, cold_scores = self.cold_start(k, None if excl is None else [excl[i] for i in unknown], allowed,
                                                     len(unknown))
             idx[unknown], scores[unknown] = cold_idx, cold_scores
         return self._item_ids_of(idx), scores
 
+    def is_cold(self, user_idx: np.ndarray) -> np.ndarray:
+        """Which user indices are cold: -1 (not in the id map) or without training ratings (a test-only
+        user of a split keeps an index, with a zero row, but the model knows nothing about them)."""
+        user_idx = np.asarray(user_idx, np.int64)
+        cold = user_idx < 0
+        if self.user_counts_ is not None:
+            cold |= self.user_counts_[np.maximum(user_idx, 0)] == 0
+        return cold
+
     def cold_start(self, k: int, exclude: list[np.ndarray] | None, allowed: np.ndarray | None,
                    n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (item indices, scores) for ``n`` users the model has never seen: the highest item score
-        of the ranking matrix (mu + b_i, shrunk, for rating models; BPR's item bias; popularity), or, for
-        implicit ALS, which has no item term, the items with the most training ratings."""
-        item_matrix = self.ranking_item_matrix()
-        if self.kind == "implicit_als" and self.item_counts_ is not None:
-            item_matrix = self.item_counts_.astype(np.float32).reshape(-1, 1)
-        return top_k(np.zeros((1, item_matrix.shape[1]), np.float32), item_matrix, self.mu_, np.full(n, -1), k,
+        """Top-k (item indices, scores) for ``n`` cold users: the one policy of every job and kind, the
+        items with the most training ratings, scored by that count (``popular`` models: their own
+        interaction counts); ties go to the lower index. Models saved without counts fall back to
+        their own item term (mu + b_i, shrunk, for rating models; BPR's item bias)."""
+        item_matrix, mu = self.ranking_item_matrix(), self.mu_
+        if self.item_counts_ is not None and self.kind != "popular":
+            item_matrix, mu = self.item_counts_.astype(np.float32).reshape(-1, 1), 0.0
+        return top_k(np.zeros((1, item_matrix.shape[1]), np.float32), item_matrix, mu, np.full(n, -1), k,
                      exclude, allowed)
 
     def similar_items(self, item_ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -167,15 +191,16 @@ class ALSModel:
         all_ids = np.union1d(self.user_ids_, users) if self.user_ids_.dtype.kind != "O" else \
             np.array(sorted(set(self.user_ids_.tolist()) | set(users.tolist())), dtype=object)
         matrix = np.zeros((len(all_ids), self.user_matrix_.shape[1]), np.float32)
-        matrix[_lookup(all_ids, self.user_ids_)] = self.user_matrix_
-        matrix[_lookup(all_ids, users)] = solved
+        matrix[lookup(all_ids, self.user_ids_)] = self.user_matrix_
+        matrix[lookup(all_ids, users)] = solved
         user_counts = None
         if self.user_counts_ is not None:
             user_counts = np.zeros(len(all_ids), np.int64)
-            user_counts[_lookup(all_ids, self.user_ids_)] = self.user_counts_
-            user_counts[_lookup(all_ids, users)] = np.bincount(rows, minlength=len(users))
+            user_counts[lookup(all_ids, self.user_ids_)] = self.user_counts_
+            user_counts[lookup(all_ids, users)] = np.bincount(rows, minlength=len(users))
         return ALSModel(self.kind, self.mu_, matrix, self.item_matrix_, all_ids, self.item_ids_,
-                        {**self.config, "folded_in_users": int(len(users))}, user_counts, self.item_counts_)
+                        {**self.config, "folded_in_users": int(len(users))}, user_counts, self.item_counts_,
+                        self.rating_scale_)
 
     def _item_mask(self, items: np.ndarray | None, deny: np.ndarray | None) -> np.ndarray | None:
         if items is None and deny is None:
@@ -203,14 +228,3 @@ def _stable_key(user_id: Any) -> int:
     import hashlib
 
     return int.from_bytes(hashlib.sha256(repr(user_id).encode()).digest()[:8], "little") >> 2
-
-
-def _lookup(sorted_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    if sorted_ids.dtype.kind == "O" or raw.dtype.kind in "OUS":
-        import pandas as pd
-
-        return pd.Index(sorted_ids).get_indexer(raw.astype(object)).astype(np.int64)
-    pos = np.searchsorted(sorted_ids, raw)
-    ok = pos < len(sorted_ids)
-    ok[ok] = sorted_ids[pos[ok]] == raw[ok]
-    return np.where(ok, pos, -1).astype(np.int64)

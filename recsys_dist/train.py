@@ -96,7 +96,8 @@ def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, in
 
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     """What a checkpoint must match to be resumed: the training data and the model settings."""
-    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ("n_iter", "tol")}
+    # clip changes only how predictions are served
+    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ("n_iter", "tol", "clip")}
     text = json.dumps([train.manifest["files"], settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -119,7 +120,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         else:
             user, item = np.zeros((train.n_users, 1), np.float32), np.zeros((train.n_items, 1), np.float32)
         return TrainResult(ALSModel(model_cfg.kind, mu, user, item, user_ids, item_ids, config,
-                                    *train.rating_counts()), [], "none", time.perf_counter() - started)
+                                    *train.rating_counts(), train.rating_scale[:2]), [], "none", time.perf_counter() - started)
     test = Dataset.open(train_cfg.test).read_all() if train_cfg.test and not ranking else None
     steps = steps_for(model_cfg, mu)
     rank = steps.rank
@@ -156,7 +157,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                     raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
                                    f"(or lower model.learning_rate) or check the ratings")
             if test is not None:
-                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, copy=False)
+                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
             record["seconds"] = record["user_seconds"] + record["item_seconds"]
             history.append(record)
@@ -173,7 +174,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             if _converged(history, model_cfg.tol):
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
-        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config)
+        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2])
         # the blocks already counted each row's ratings; read the data again only for a side not loaded (bpr)
         if set(counts) >= {"user", "item"}:
             model.user_counts_, model.item_counts_ = counts["user"].astype(np.int64), counts["item"].astype(np.int64)
@@ -211,10 +212,11 @@ def _converged(history: list[dict[str, Any]], tol: float) -> bool:
 
 
 def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind: str, config: dict,
-           copy: bool = True) -> ALSModel:
+           scale: tuple[float, float], copy: bool = True) -> ALSModel:
     """The model of the executor's current matrices: views for scoring inside the loop, copies to keep."""
     user, item = ex.matrix("user"), ex.matrix("item")
-    return ALSModel(kind, mu, user.copy() if copy else user, item.copy() if copy else item, user_ids, item_ids, config)
+    return ALSModel(kind, mu, user.copy() if copy else user, item.copy() if copy else item, user_ids, item_ids, config,
+                    rating_scale_=scale)
 
 
 def evaluate_on(model: ALSModel, ratings: Ratings) -> dict[str, float | int]:

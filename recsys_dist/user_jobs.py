@@ -14,7 +14,7 @@ from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ingest import read_raw_ratings
 from recsys_dist.data.item_filters import item_mask
 from recsys_dist.errors import DataError
-from recsys_dist.explain import explain, popular_items
+from recsys_dist.explain import explain
 from recsys_dist.model import ALSModel
 from recsys_dist.recommend import top_k
 
@@ -56,16 +56,18 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),
     titles = train.read_items()["title"].to_numpy(dtype=object)
     allowed = item_mask(train, model.item_ids_, rules)
     index = model.user_index(np.array([user]))[0]
-    result: dict[str, Any] = {"user": cfg.user, "known": bool(index >= 0), "rated": int(len(rated)), "items": []}
-    if index < 0:
+    cold = bool(model.is_cold(np.array([index]))[0])
+    result: dict[str, Any] = {"user": cfg.user, "known": not cold, "rated": int(len(rated)), "items": []}
+    if cold:
         if cfg.cold_start != "popular":
-            raise DataError(f"user {cfg.user!r} is not in the model ({len(model.user_ids_)} users); pass "
-                            "--cold-start popular for popular, well-rated items, or --fold-in a file of their ratings")
-        liked = train.rating_scale[1] - 1
-        best = popular_items(train.item_counts(at_least=liked), cfg.k, allowed)
-        result["cold_start"] = f"the most-rated items among ratings >= {liked:g}"
+            where = "is not in the model" if index < 0 else "has no training ratings in the model"
+            raise DataError(f"user {cfg.user!r} {where} ({len(model.user_ids_)} users); pass --cold-start popular "
+                            "for the items with the most ratings, or --fold-in a file of their ratings")
+        best, counts = model.cold_start(cfg.k, None, allowed, 1)
+        result["cold_start"] = "the items with the most training ratings"
         result["items"] = [{"rank": r + 1, "item_id": _plain(model.item_ids_[i]), "title": titles[i],
-                            "score": None, "because": []} for r, i in enumerate(best)]
+                            "score": float(c), "because": []} for r, (i, c) in enumerate(zip(best[0], counts[0]))
+                           if i >= 0]
         return result
     found, scores = top_k(model.user_matrix_, model.ranking_item_matrix(), model.mu_, np.array([index]), cfg.k, [rated],
                           allowed)

@@ -36,7 +36,7 @@ def _reference_ranking(model, train, test, k, relevance):
     scores), train items removed; also whole-list AUC (ties count half) and reciprocal rank."""
     import dataclasses
 
-    model = dataclasses.replace(model, item_matrix_=model.ranking_item_matrix())
+    model = dataclasses.replace(model, item_matrix_=model.ranking_item_matrix(), rating_scale_=None)  # raw scores
     seen = {}
     for u, i in zip(train.user_idx, train.item_idx):
         seen.setdefault(int(u), set()).add(int(i))
@@ -114,3 +114,25 @@ def test_evaluate_cold_means_no_training_ratings(ml100k_dataset, ml100k_zip, tmp
     assert excluded["ranking"]["users"] == 0 and "cold" in excluded["ranking"]["note"]
     kept = run_evaluation(EvaluateConfig(**cold))  # scored by the bias fallback: mu + b_u
     assert kept["n"] == 32 and np.isfinite(kept["rmse"])
+
+
+@pytest.mark.realdata
+def test_evaluate_several_parts_at_once_reproduces_the_training_test_with_cold_figure(ml100k_dataset, ml100k_zip,
+                                                                                      tmp_path):
+    import json
+
+    from tests.conftest import run_cli
+
+    u1 = tmp_path / "u1"
+    assert run_cli("split", "--data", str(ml100k_dataset), "--method", "folds", "--fold", "u1", "--out", str(u1),
+                   "--archive", str(ml100k_zip)).returncode == 0
+    proc = run_cli("train", "--train", str(u1 / "train"), "--test", str(u1 / "test"), "--out", str(tmp_path / "m"),
+                   "--rank", "8", "--iterations", "3")
+    assert proc.returncode == 0, proc.stderr
+    want = json.loads((tmp_path / "m" / "metrics.json").read_text())["test_with_cold"]
+    ev = run_cli("evaluate", "--model", str(tmp_path / "m"), "--data", str(u1 / "test"), str(u1 / "cold"),
+                 "--out", str(tmp_path / "ev"))
+    assert ev.returncode == 0, ev.stderr
+    got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert got["n"] == want["n"] == 20_000 and got["cold_ratings"] == 32
+    assert got["rmse"] == pytest.approx(want["rmse"], rel=1e-12) and got["mae"] == pytest.approx(want["mae"], rel=1e-12)

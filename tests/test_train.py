@@ -232,3 +232,28 @@ def test_train_into_an_earlier_model_without_resume_starts_clean(small_split, tm
     assert not (out / "checkpoints").exists() and len((out / "train_log.jsonl").read_text().splitlines()) == 1
     refused = run_cli("score", "--model", str(out), "--out", str(small_split / "train"))
     assert refused.returncode == 1 and "is a dataset directory" in refused.stderr
+
+
+@pytest.mark.realdata
+def test_train_predictions_are_clipped_to_the_rating_scale_and_rankings_keep_raw_scores(tmp_path, ml100k_dataset):
+    import dataclasses
+
+    from recsys_dist.checkpoint import save_model
+    from recsys_dist.config import SplitConfig
+    from recsys_dist.data.split import split
+
+    split(SplitConfig(data=str(ml100k_dataset), out=str(tmp_path / "u1"), method="folds", fold="u1"))
+    test = Dataset.open(tmp_path / "u1" / "test").read_all()
+    model = _fit(tmp_path / "u1", rank=20, reg=0.05, n_iter=8).model
+    save_model(model, str(tmp_path / "model"))
+    model = load_model(str(tmp_path / "model"))  # the scale is part of the saved model
+    raw = dataclasses.replace(model, config={**model.config, "model": {**model.config["model"], "clip": False}})
+    users = np.repeat(np.arange(943), 1682)
+    items = np.tile(np.arange(1682), 943)
+    clipped, unclipped = model.predict_idx(users, items), raw.predict_idx(users, items)
+    assert unclipped.max() > 5.0 and unclipped.min() < 1.0  # a real model does overshoot the scale
+    assert clipped.min() == 1.0 and clipped.max() == 5.0
+    np.testing.assert_array_equal(clipped, np.clip(unclipped, 1.0, 5.0))
+    assert evaluate_on(model, test)["rmse"] < evaluate_on(raw, test)["rmse"]
+    np.testing.assert_array_equal(model.recommend(np.arange(1, 50), k=10)[0],
+                                  raw.recommend(np.arange(1, 50), k=10)[0])
