@@ -36,7 +36,7 @@ def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
         raise DataError(f"{model_url}: the model does not record its training data; pass --train")
     train = Dataset.open(url)
     recorded = model.config.get("train_fingerprint")
-    if recorded and recorded != train.fingerprint() and not model.config.get("folded_in_users"):
+    if recorded and recorded != train.fingerprint():
         raise DataError(f"{url}: not the data {model_url} was trained on ({model.config.get('train_data')}, "
                         f"{recorded['ratings']} ratings; this has {train.n_ratings} and other files), so its "
                         "items would be excluded wrongly; pass that training data as --train")

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recsys_dist.checkpoint import load_model, save_model
+from recsys_dist.checkpoint import load_model
 from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
 from recsys_dist.data.dataset import Dataset, copy_dataset
 from recsys_dist.data.ingest import ingest_arrays
@@ -33,6 +33,7 @@ from recsys_dist.errors import ConfigError, DataError
 from recsys_dist.model import ALSModel
 from recsys_dist.recommend import lists_to_csr
 from recsys_dist.train import fit as fit_model
+from recsys_dist.user_jobs import save_with_training_data
 
 # estimator keyword -> ModelConfig field, where the names users know from implicit/LensKit differ
 ALIASES = {"factors": "rank", "iterations": "n_iter", "regularization": "reg", "epochs": "n_iter"}
@@ -87,9 +88,9 @@ class Recommender:
             raise
         self.model_ = result.model
         self.history_ = result.history
-        self._scratch = scratch
-        if scratch:  # the written dataset lives as long as the estimator, so save() can keep it with the model
-            weakref.finalize(self, shutil.rmtree, scratch, True)
+        # the written dataset lives as long as the estimators that use it (this one and its fold-ins),
+        # so save() can keep it with the model
+        self._scratch, self._scratch_owner = scratch, _ScratchDir(scratch) if scratch else None
         return self
 
     def _fitted(self) -> ALSModel:
@@ -149,6 +150,7 @@ class Recommender:
         out = type(self)(**self.params)
         out.model_ = model.fold_in(np.asarray(user_ids), np.asarray(item_ids), ratings)
         out.history_ = self.history_
+        out._scratch, out._scratch_owner = getattr(self, "_scratch", ""), getattr(self, "_scratch_owner", None)
         out.user_items_ = _merge_user_items(model, out.model_, self.user_items_, np.asarray(user_ids),
                                             np.asarray(item_ids))
         return out
@@ -159,10 +161,11 @@ class Recommender:
         indptr, indices = self.user_items_
         train_data = model.config.get("train_data", "")
         scratch = getattr(self, "_scratch", "")
-        if scratch and train_data.startswith(scratch):  # fitted on a DataFrame or matrix: keep its dataset too
+        if model.folded_ is None and scratch and train_data.startswith(scratch):
+            # fitted on a DataFrame or matrix: keep its dataset too (a folded model writes its own)
             train_data = copy_dataset(train_data, f"{str(url).rstrip('/')}/training_data")
             model = dataclasses.replace(model, config={**model.config, "train_data": train_data})
-        save_model(model, url, {"estimator": type(self).__name__})
+        save_with_training_data(model, url, {"estimator": type(self).__name__})
         from recsys_dist.checkpoint import write_npy
 
         write_npy(url, "user_items_indptr.npy", indptr)
@@ -189,6 +192,14 @@ class Recommender:
         else:
             out.user_items_ = (indptr, indices)
         return out
+
+
+class _ScratchDir:
+    """Removes the directory ``path`` once no estimator holds this."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        weakref.finalize(self, shutil.rmtree, path, True)
 
 
 class ALS(Recommender):

@@ -26,7 +26,9 @@ class ALSModel:
     for how ranking kinds use the layout). ``user_counts_`` / ``item_counts_`` hold each row's
     training ratings when known (models saved before they were recorded have None), and
     ``rating_scale_`` the (min, max) of the training data's rating scale, which predicted ratings
-    of the rating kinds are clipped to unless ``model.clip`` is false.
+    of the rating kinds are clipped to unless ``model.clip`` is false. ``folded_`` holds the
+    (user ids, item ids, ratings) folded in since the model was loaded or trained: saving such a
+    model writes its training data plus these (``data/extended.py``), so every job can use it.
     """
 
     kind: str
@@ -39,6 +41,7 @@ class ALSModel:
     user_counts_: np.ndarray | None = field(default=None, repr=False)
     item_counts_: np.ndarray | None = field(default=None, repr=False)
     rating_scale_: tuple[float, float] | None = None
+    folded_: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def ranking_item_matrix(self) -> np.ndarray:
         """The item matrix top-K ranks with: for rating models, each item row (bias and factors) shrunk
@@ -198,9 +201,11 @@ class ALSModel:
             user_counts = np.zeros(len(all_ids), np.int64)
             user_counts[lookup(all_ids, self.user_ids_)] = self.user_counts_
             user_counts[lookup(all_ids, users)] = np.bincount(rows, minlength=len(users))
+        folded = (user_ids, item_ids, ratings) if self.folded_ is None else tuple(
+            np.concatenate([a, b]) for a, b in zip(self.folded_, (user_ids, item_ids, ratings)))
         return ALSModel(self.kind, self.mu_, matrix, self.item_matrix_, all_ids, self.item_ids_,
                         {**self.config, "folded_in_users": int(len(users))}, user_counts, self.item_counts_,
-                        self.rating_scale_)
+                        self.rating_scale_, folded)
 
     def _item_mask(self, items: np.ndarray | None, deny: np.ndarray | None) -> np.ndarray | None:
         if items is None and deny is None:

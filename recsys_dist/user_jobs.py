@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from recsys_dist.batch import training_data
 from recsys_dist.checkpoint import load_model, save_model
 from recsys_dist.config import FilterConfig, FoldInConfig, IngestConfig, RecommendConfig
 from recsys_dist.data.dataset import Dataset
+from recsys_dist.data.extended import write_extended
 from recsys_dist.data.ingest import read_raw_ratings
 from recsys_dist.data.item_filters import item_mask
 from recsys_dist.errors import DataError
@@ -30,11 +32,23 @@ def run_fold_in(cfg: FoldInConfig, fmt: IngestConfig = IngestConfig()) -> dict[s
     started = time.perf_counter()
     updated = model.fold_in(raw.user, raw.item, raw.rating)
     seconds = time.perf_counter() - started
-    save_model(updated, cfg.out)
+    save_with_training_data(updated, cfg.out)
     users = np.unique(raw.user)
     return {"users": int(len(users)), "new_users": int(np.sum(model.user_index(users) < 0)),
             "ratings": int(len(raw)), "unknown_item_ratings": int(np.sum(model.item_index(raw.item) < 0)),
             "seconds": seconds, "out": cfg.out}
+
+
+def save_with_training_data(model: ALSModel, url: str, extra: dict[str, Any] | None = None) -> None:
+    """Save ``model``; one with folded-in users gets its training data plus their ratings written beside
+    it (``URL/training_data``) and recorded as its training data, so score, evaluate, recommend and a
+    later fold-in use it like any other model."""
+    if model.folded_ is not None and model.config.get("train_data"):
+        base = Dataset.open(model.config["train_data"])
+        data_url = write_extended(base, model.user_ids_, model.folded_, f"{str(url).rstrip('/')}/training_data")
+        model = dataclasses.replace(model, folded_=None, config={
+            **model.config, "train_data": data_url, "train_fingerprint": Dataset.open(data_url).fingerprint()})
+    save_model(model, url, extra)
 
 
 def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),

@@ -12,6 +12,7 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_dist.als": 2, "recsys_dist.model": 2, "recsys_dist.recommend": 2, "recsys_dist.evaluate": 2,
     "recsys_dist.explain": 2, "recsys_dist.models": 2, "recsys_dist.hashing": 0, "recsys_dist.progress": 0,
     "recsys_dist.data": 3, "recsys_dist.checkpoint": 3,
+    "recsys_dist.data.ids": 0,  # pure id arithmetic (numpy, pandas): the one id lookup models use too
     "recsys_dist.executors": 4,
     "recsys_dist.train": 5, "recsys_dist.pipeline": 5, "recsys_dist.bench": 5, "recsys_dist.batch": 5,
     "recsys_dist.user_jobs": 5, "recsys_dist.estimators": 5, "recsys_dist.similar_job": 5,

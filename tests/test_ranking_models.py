@@ -195,6 +195,21 @@ def test_ranking_models_estimator_fitted_on_a_frame_is_scored_by_the_cli(planted
     assert not any((u, i) in rated for u, i in zip(got.user_id, got.item_id))  # training items excluded
 
 
+def test_ranking_models_estimator_after_fold_in_saves_a_model_every_job_reads(planted, tmp_path):
+    from recsys_dist import ImplicitALS
+    from recsys_dist.data.recommendations import read_recommendations
+    from tests.conftest import run_cli
+
+    _, frame = planted
+    new_items = frame.item_id.unique()[:3]
+    model = ImplicitALS(factors=4, iterations=3).fit(frame).fold_in([-1] * 3, new_items)
+    model.save(str(tmp_path / "m"))
+    proc = run_cli("score", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "scores"), "--k", "5")
+    assert proc.returncode == 0, proc.stderr
+    got = read_recommendations(str(tmp_path / "scores"))
+    assert len(set(got.user_id)) == 81 and not set(got[got.user_id == -1].item_id) & set(new_items)
+
+
 @pytest.mark.realdata
 def test_ranking_models_beat_the_peers_on_ml100k_u1(ml100k_dataset, ml100k_zip, tmp_path):
     """The acceptance protocol on real fold u1: relevant = rating >= 4, training items excluded, K = 10.
