@@ -102,11 +102,17 @@ def _with_scheduler(merged: dict[str, Any], command_line: set[str], in_file: boo
             engine.setdefault("name", "dask")
     return {**merged, "engine": engine} if engine else merged
 
+def _result(fmt: str, *args: Any) -> None:
+    """One line of a job's results (summaries, metric tables, recommendation lists): to stdout, so
+    ``JOB > file`` keeps them and ``--quiet`` (which silences the diagnostics on stderr) does not."""
+    print(fmt % args if args else fmt, flush=True)
+
+
 def _report_dataset(label: str, m: dict[str, Any], out: str) -> None:
     c = m["counts"]
     seconds = m.get("seconds") or m.get("write_seconds", 0) + m.get("generate_seconds", 0)
     rate = c["ratings"] / seconds if seconds else float("nan")
-    log.info("%s: %d ratings, %d users, %d items -> %s (%.1f s, %.0f ratings/s)",
+    _result("%s: %d ratings, %d users, %d items -> %s (%.1f s, %.0f ratings/s)",
              label, c["ratings"], c["users"], c["items"], out, seconds, rate)
     if c.get("duplicates_dropped"):
         log.warning("dropped %d duplicate (user, item) ratings, keeping the latest of each", c["duplicates_dropped"])
@@ -116,7 +122,7 @@ def _report_dataset(label: str, m: dict[str, Any], out: str) -> None:
 
 def _report_split(s: dict[str, Any], out: str) -> None:
     c = s["counts"]
-    log.info("split (%s): train %d, test %d, cold %d (cold users %d, cold items %d) -> %s",
+    _result("split (%s): train %d, test %d, cold %d (cold users %d, cold items %d) -> %s",
              s["method"], c["train"], c["test"], c["cold"], c["cold_users"], c["cold_items"], out)
 
 
@@ -145,7 +151,7 @@ def _report_training(metrics: dict[str, Any], out: str) -> None:
         r = metrics["test_ranking"]
         parts += [f"test P@10 {r['at']['10']['precision']:.4f} NDCG@10 {r['at']['10']['ndcg']:.4f} AUC {r['auc']:.4f} "
                   f"({r['users']} users)"]
-    log.info("model -> %s: %s", out, "; ".join(parts) or "saved")
+    _result("model -> %s: %s", out, "; ".join(parts) or "saved")
 
 
 def _run_train(cfg: JobConfig) -> None:
@@ -159,20 +165,20 @@ def _run_evaluate(cfg: JobConfig) -> None:
 
     m = run_evaluation(cfg.evaluate, cfg.engine)
     if "rmse" in m:
-        log.info("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
+        _result("evaluate %s on %s: RMSE %.4f, MAE %.4f over %d ratings (%d cold: %d unknown users, %d unknown "
                  "items; policy %s)", m["model"], m["data"], m["rmse"], m["mae"], m["n"], m["cold_ratings"],
                  m["unknown_users"], m["unknown_items"], m["cold_policy"])
     else:
-        log.info("evaluate %s (%s, a ranking model: no rating metrics) on %s", m["model"], m["kind"], m["data"])
+        _result("evaluate %s (%s, a ranking model: no rating metrics) on %s", m["model"], m["kind"], m["data"])
     r = m["ranking"]
     if not r["users"]:
-        log.info("no ranking metrics: %s", r["note"])
+        _result("no ranking metrics: %s", r["note"])
         return
-    log.info("whole-list AUC %.4f, MRR %.4f", r["auc"], r["mrr"])
-    log.info("%-6s %9s %9s %9s %9s %9s %9s   (%d users, relevant: rating >= %g, train items excluded)",
+    _result("whole-list AUC %.4f, MRR %.4f", r["auc"], r["mrr"])
+    _result("%-6s %9s %9s %9s %9s %9s %9s   (%d users, relevant: rating >= %g, train items excluded)",
              "K", "precision", "recall", "ndcg", "map", "hit_rate", "coverage", r["users"], r["relevance"])
     for k, v in r["at"].items():
-        log.info("%-6s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f", k, v["precision"], v["recall"], v["ndcg"], v["map"],
+        _result("%-6s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f", k, v["precision"], v["recall"], v["ndcg"], v["map"],
                  v["hit_rate"], v["coverage"])
 
 
@@ -180,8 +186,8 @@ def _run_score(cfg: JobConfig) -> None:
     from recsys_dist.batch import run_scoring
 
     m = run_scoring(cfg.score, cfg.engine, cfg.filter)
-    log.info("score: %d recommendations for %d users (%d unknown: popular items) -> %s (%s)",
-             m["rows"], m["users"], m["unknown_users"], cfg.score.out, m["run"])
+    _result("score: %d recommendations for %d users (%d cold: the most-rated items) -> %s (%s)",
+            m["rows"], m["users"], m["cold_users"], cfg.score.out, m["run"])
 
 
 def _run_recommend(cfg: JobConfig) -> None:
@@ -189,29 +195,29 @@ def _run_recommend(cfg: JobConfig) -> None:
 
     r = run_recommend(cfg.recommend, cfg.filter, cfg.ingest)
     if not r["known"]:
-        log.info("user %s is not in the model: %s", r["user"], r["cold_start"])
+        _result("user %s is cold (no training ratings in the model): %s", r["user"], r["cold_start"])
     else:
-        log.info("user %s (%d rated items): top %d", r["user"], r["rated"], len(r["items"]))
+        _result("user %s (%d rated items): top %d", r["user"], r["rated"], len(r["items"]))
     for item in r["items"]:
         score = f"{item['score']:.2f}" if item["score"] is not None else "    "
-        print(f"{item['rank']:>3}. {score}  {item['title'] or item['item_id']}")
+        _result(f"{item['rank']:>3}. {score}  {item['title'] or item['item_id']}")
         if item["because"]:
             reasons = "; ".join(f"{b['title'] or b['item_id']} ({b['rating']:g})" for b in item["because"])
-            print(f"       because you rated {reasons}")
+            _result(f"       because you rated {reasons}")
 
 
 def _run_similar_items(cfg: JobConfig) -> None:
     from recsys_dist.similar_job import run_similar_items
 
     m = run_similar_items(cfg.similar)
-    log.info("similar-items: %d rows for %d items -> %s (%s)", m["rows"], m["items"], cfg.similar.out, m["run"])
+    _result("similar-items: %d rows for %d items -> %s (%s)", m["rows"], m["items"], cfg.similar.out, m["run"])
 
 
 def _run_fold_in(cfg: JobConfig) -> None:
     from recsys_dist.user_jobs import run_fold_in
 
     r = run_fold_in(cfg.foldin, cfg.ingest)
-    log.info("fold-in: %d users (%d new) from %d ratings (%d of unknown items ignored) in %.1f ms -> %s",
+    _result("fold-in: %d users (%d new) from %d ratings (%d of unknown items ignored) in %.1f ms -> %s",
              r["users"], r["new_users"], r["ratings"], r["unknown_item_ratings"], 1000 * r["seconds"], r["out"])
 
 
@@ -219,47 +225,52 @@ def _run_bench(cfg: JobConfig) -> None:
     from recsys_dist.bench import run_bench
 
     f = run_bench(cfg)
-    log.info("bench %s: %d users x %d items, %d training ratings, rank %d, %s",
+    _result("bench %s: %d users x %d items, %d training ratings, rank %d, %s",
              f["shape"], f["n_users"], f["n_items"], f["train_ratings"], f["rank"], f["engine"])
-    log.info("  setup (blocks, initialisation) %.2f s; first iteration (with any compilation) %.2f s",
+    _result("  setup (blocks, initialisation) %.2f s; first iteration (with any compilation) %.2f s",
              f["setup_seconds"], f["first_iteration_seconds"])
-    log.info("  per iteration %.3f s (user half-step %.3f s, item half-step %.3f s; kernels %.3f s summed over blocks)",
+    _result("  per iteration %.3f s (user half-step %.3f s, item half-step %.3f s; kernels %.3f s summed over blocks)",
              f["seconds_per_iteration"], f["user_half_step_seconds"], f["item_half_step_seconds"],
              f["kernel_seconds_per_iteration"])
     if f["gflop_per_iteration"] is not None:
-        log.info("  work %.1f GFLOP per iteration: %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s matmul rate",
+        _result("  work %.1f GFLOP per iteration: %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s matmul rate",
                  f["gflop_per_iteration"], f["gflops"], 100 * f["fraction_of_matmul"], f["matmul_gflops"])
     else:
-        log.info("  model %s: no flop count (the matmul rate, %.1f GFLOP/s, is for reference)", f["model"],
+        _result("  model %s: no flop count (the matmul rate, %.1f GFLOP/s, is for reference)", f["model"],
                  f["matmul_gflops"])
-    log.info("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
+    _result("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
              f["engine_overhead_seconds"], f["peak_memory_gb"])
     if "score_seconds" in f:
-        log.info("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
+        _result("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
                  "engine start-up %.1f s", f["score_k"], f["score_seconds"], f["score_users_per_second"],
                  f["score_users_per_second_per_core"], f["score_first_pass_seconds"])
-    log.info("  figures appended to %s", f["results_file"])
+    _result("  figures appended to %s", f["results_file"])
 
 
 def _run_pipeline(cfg: JobConfig) -> None:
     from recsys_dist.pipeline import run_pipeline
 
     started = time.perf_counter()
-    results = run_pipeline(cfg)
     out = Path(cfg.run.out)
-    for name in ("synth", "ingest"):
-        if name in results:
-            _report_dataset(name, results[name], str(out / "dataset"))
-    _report_split(results["split"], str(out / "split"))
-    _report_training(results["train"], str(out / "model"))
-    e = results["evaluate"]
-    at = e["ranking"]["at"][str(min(e["ranking"]["at"], key=int))]
-    rating = f"test RMSE {e['rmse']:.4f}, MAE {e['mae']:.4f}; " if "rmse" in e else ""
-    log.info("evaluation -> %s: %sranking P@%s %.4f, NDCG %.4f, AUC %.4f", out / "evaluation", rating,
-             min(e["ranking"]["at"], key=int), at["precision"], at["ndcg"], e["ranking"]["auc"])
-    sc = results["score"]
-    log.info("scores -> %s: top %d for %d users (%s)", out / "scores", cfg.score.k, sc["users"], sc["run"])
-    log.info("done in %.1f s", time.perf_counter() - started)
+
+    def report(stage: str, r: dict[str, Any]) -> None:  # each stage's summary as soon as it is done
+        if stage in ("synth", "ingest"):
+            _report_dataset(stage, r, str(out / "dataset"))
+        elif stage == "split":
+            _report_split(r, str(out / "split"))
+        elif stage == "train":
+            _report_training(r, str(out / "model"))
+        elif stage == "evaluate":
+            k = min(r["ranking"]["at"], key=int)
+            at = r["ranking"]["at"][k]
+            rating = f"test RMSE {r['rmse']:.4f}, MAE {r['mae']:.4f}; " if "rmse" in r else ""
+            _result("evaluation -> %s: %sranking P@%s %.4f, NDCG %.4f, AUC %.4f", out / "evaluation", rating, k,
+                    at["precision"], at["ndcg"], r["ranking"]["auc"])
+        elif stage == "score":
+            _result("scores -> %s: top %d for %d users (%s)", out / "scores", cfg.score.k, r["users"], r["run"])
+
+    run_pipeline(cfg, report)
+    _result("done in %.1f s", time.perf_counter() - started)
 
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 from recsys_dist.batch import run_evaluation, run_scoring
@@ -74,21 +74,28 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     return metrics
 
 
-def run_pipeline(cfg: JobConfig) -> dict[str, Any]:
-    """Run every stage into ``cfg.run.out``; return each stage's summary by name."""
+def run_pipeline(cfg: JobConfig, on_stage: Callable[[str, dict[str, Any]], None] = lambda stage, result: None
+                 ) -> dict[str, Any]:
+    """Run every stage into ``cfg.run.out``; return each stage's summary by name, also handing each to
+    ``on_stage(name, summary)`` as soon as the stage is done."""
     out = Path(cfg.run.out)
     dataset, split_dir, model_dir = out / "dataset", out / "split", out / "model"
     results: dict[str, Any] = {}
+
+    def done(stage: str, result: dict[str, Any]) -> None:
+        results[stage] = result
+        on_stage(stage, result)
+
     if cfg.run.source == "synth":
-        results["synth"] = synth(dataclasses.replace(cfg.synth, out=str(dataset), format="dataset"))
+        done("synth", synth(dataclasses.replace(cfg.synth, out=str(dataset), format="dataset")))
     else:
-        results["ingest"] = ingest(dataclasses.replace(cfg.ingest, source=cfg.run.source, out=str(dataset)))
-    results["split"] = split(dataclasses.replace(cfg.split, data=str(dataset), out=str(split_dir)))
+        done("ingest", ingest(dataclasses.replace(cfg.ingest, source=cfg.run.source, out=str(dataset))))
+    done("split", split(dataclasses.replace(cfg.split, data=str(dataset), out=str(split_dir))))
     train_cfg = dataclasses.replace(cfg.train, train=str(split_dir / "train"), test=str(split_dir / "test"),
                                     out=str(model_dir))
-    results["train"] = run_training(dataclasses.replace(cfg, train=train_cfg))
-    results["evaluate"] = run_evaluation(EvaluateConfig(model=str(model_dir), data=str(split_dir / "test"),
-                                                        out=str(out / "evaluation")), cfg.engine)
-    results["score"] = run_scoring(dataclasses.replace(cfg.score, model=str(model_dir), out=str(out / "scores")),
-                                   cfg.engine, cfg.filter)
+    done("train", run_training(dataclasses.replace(cfg, train=train_cfg)))
+    done("evaluate", run_evaluation(EvaluateConfig(model=str(model_dir), data=str(split_dir / "test"),
+                                                   out=str(out / "evaluation")), cfg.engine))
+    done("score", run_scoring(dataclasses.replace(cfg.score, model=str(model_dir), out=str(out / "scores")),
+                              cfg.engine, cfg.filter))
     return results

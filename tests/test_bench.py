@@ -12,7 +12,7 @@ def test_bench_runs_and_appends_a_json_line(tmp_path):
     for extra in ([], ["--score-k", "20"]):  # the second run reuses the generated data and split
         proc = run_cli(*args, *extra)
         assert proc.returncode == 0, proc.stderr
-    assert "of the" in proc.stderr and "matmul rate" in proc.stderr and "peak memory" in proc.stderr
+    assert "of the" in proc.stdout and "matmul rate" in proc.stdout and "peak memory" in proc.stdout
     lines = (tmp_path / "wd" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 2
     figures = json.loads(lines[-1])
@@ -20,7 +20,7 @@ def test_bench_runs_and_appends_a_json_line(tmp_path):
     for key in ("seconds_per_iteration", "setup_seconds", "gflops", "matmul_gflops", "fraction_of_matmul",
                 "peak_memory_gb", "user_half_step_seconds", "item_half_step_seconds"):
         assert figures[key] > 0, key
-    assert figures["score_k"] == 20 and figures["score_users_per_second"] > 0 and "users/s per core" in proc.stderr
+    assert figures["score_k"] == 20 and figures["score_users_per_second"] > 0 and "users/s per core" in proc.stdout
     assert abs(figures["gflops"] - figures["gflop_per_iteration"] / figures["seconds_per_iteration"]) < 1e-6 * figures["gflops"]
 
 

@@ -17,9 +17,13 @@ def test_cli_main_job_runs_on_builtin_defaults(tmp_path):
     assert Dataset.open(out / "dataset").n_ratings == 100_000
     summary = json.loads((out / "split" / "split.json").read_text())
     assert summary["counts"]["train"] + summary["counts"]["test"] + summary["counts"]["cold"] == 100_000
-    assert "split (random)" in proc.stderr
+    # results to stdout, one summary per stage in the order the stages ran; diagnostics to stderr
+    stages = [line.split(" ")[0].rstrip(":") for line in proc.stdout.splitlines()]
+    assert stages == ["synth", "split", "model", "evaluation", "scores", "done"], proc.stdout
+    assert "iteration 1:" in proc.stderr and "iteration 1:" not in proc.stdout
     rerun = run_cli("run", "--quiet", cwd=tmp_path)  # a rerun replaces the outputs in place
     assert rerun.returncode == 0 and rerun.stderr == ""
+    assert rerun.stdout.count("\n") == proc.stdout.count("\n")  # --quiet keeps the results
 
 
 @pytest.mark.realdata
@@ -32,7 +36,7 @@ def test_cli_ingest_then_official_fold_via_jobs_scripts(tmp_path, ml100k_zip):
 
     ingest = job("ingest", "--source", str(ml100k_zip), "--out", str(tmp_path / "ds"))
     assert ingest.returncode == 0, ingest.stderr
-    assert "100000 ratings, 943 users, 1682 items" in ingest.stderr
+    assert "100000 ratings, 943 users, 1682 items" in ingest.stdout
     split = job("split", "--data", str(tmp_path / "ds"), "--method", "folds", "--fold", "u2", "--out", str(tmp_path / "u2"))
     assert split.returncode == 0, split.stderr
     assert json.loads((tmp_path / "u2" / "split.json").read_text())["counts"]["train"] == 80_000

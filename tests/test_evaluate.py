@@ -81,7 +81,7 @@ def test_evaluate_job_equals_a_single_process_reference(small_split, tmp_path):
     ev = run_cli("evaluate", "--model", str(tmp_path / "m"), "--data", str(small_split / "test"), "--k", "5", "10",
                  "--relevance", "3.5", "--out", str(tmp_path / "ev"))
     assert ev.returncode == 0, ev.stderr
-    assert "precision" in ev.stderr and "ndcg" in ev.stderr
+    assert "precision" in ev.stdout and "ndcg" in ev.stdout
     got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     model = load_model(str(tmp_path / "m"))
     train, test = Dataset.open(small_split / "train").read_all(), Dataset.open(small_split / "test").read_all()

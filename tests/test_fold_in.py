@@ -57,7 +57,7 @@ def test_fold_in_job_writes_an_updated_model_and_leaves_the_input(trained, tmp_p
     proc = run_cli("fold-in", "--model", str(tmp_path / "m"), "--ratings", str(tmp_path / "new.csv"),
                    "--out", str(tmp_path / "m2"))
     assert proc.returncode == 0, proc.stderr
-    assert "2 ratings" in proc.stderr and "1 users (1 new)" in proc.stderr
+    assert "2 ratings" in proc.stdout and "1 users (1 new)" in proc.stdout
     assert 777777 in load_model(str(tmp_path / "m2")).user_ids_
     assert 777777 not in load_model(str(tmp_path / "m")).user_ids_
     (tmp_path / "bad.csv").write_text("user_id,item_id,rating\n1,2,five\n")
