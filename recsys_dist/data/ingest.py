@@ -34,7 +34,7 @@ from recsys_dist.data.formats import RatingScale, detect_format, generic_layout
 from recsys_dist.data.ids import IdIndex, UniqueAccumulator
 from recsys_dist.data.items import ITEM_COLUMNS, read_items
 from recsys_dist.data.readers import RawChunk, iter_rating_chunks
-from recsys_dist.data.sources import resolve_source
+from recsys_dist.data.sources import SHORTHANDS, Source, resolve_source
 from recsys_dist.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def ingest(cfg: IngestConfig) -> dict[str, Any]:
     chunks = iter_rating_chunks(source, fmt.ratings_file, fmt.layout, scale, cfg.chunk_mb << 20)
     meta = {
         "kind": "dataset",
-        "source": {"spec": cfg.source, "format": fmt.name, "ratings_file": source.describe(fmt.ratings_file),
+        # where the input is, valid from any directory (a shorthand's cached archive), for split --method folds
+        "source": {"spec": cfg.source, "location": _location(cfg.source, source), "format": fmt.name,
+                   "ratings_file": source.describe(fmt.ratings_file),
                    "items_file": source.describe(fmt.items_file) if fmt.items_file else None},
         "has_timestamp": fmt.layout.timestamp is not None,
     }
@@ -63,6 +65,12 @@ def ingest(cfg: IngestConfig) -> dict[str, Any]:
         manifest = build_dataset(stage, chunks, items_meta, scale, cfg.partitions, meta)
     manifest["seconds"] = time.perf_counter() - started
     return manifest
+
+
+def _location(spec: str, source: Source) -> str:
+    if spec in SHORTHANDS:
+        return str(Path(source.name).resolve())
+    return spec if "://" in spec else str(Path(spec).resolve())
 
 
 def ingest_arrays(user: np.ndarray, item: np.ndarray, rating: np.ndarray, timestamp: np.ndarray | None,

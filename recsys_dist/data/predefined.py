@@ -19,10 +19,16 @@ from recsys_dist.errors import DataError
 def predefined_parts(cfg: SplitConfig, ds: Dataset) -> tuple[Ratings, Ratings]:
     """(train, test) ratings, each sorted by (user, item) with duplicates resolved as in ingest."""
     if cfg.method == "folds":
-        spec = cfg.archive or ds.manifest.get("source", {}).get("spec", "")
+        recorded = ds.manifest.get("source", {})
+        spec = cfg.archive or recorded.get("location") or recorded.get("spec", "")
         if not spec or spec == "synth":
             raise DataError(f"{ds.url}: official folds need the ml-100k archive: pass --archive PATH")
-        source = resolve_source(spec)
+        try:
+            source = resolve_source(spec)
+        except DataError as exc:
+            where = "--archive" if cfg.archive else f"the archive {ds.url} was ingested from"
+            raise DataError(f"{exc} ({where}; the official folds are read from the ml-100k archive: pass "
+                            "--archive PATH/ml-100k.zip)") from None
         files = [_find(source, f"{cfg.fold}.base"), _find(source, f"{cfg.fold}.test")]
         located = [(source, rel) for rel in files]
     else:

@@ -147,3 +147,35 @@ def test_split_predefined_files_with_original_ids(tmp_path, ml100k_dataset):
         split(SplitConfig(data=str(ml100k_dataset), out=str(tmp_path / "r"), method="predefined",
                           train_file=str(tmp_path / "train.csv"), test_file=str(tmp_path / "leak.tsv")))
     assert not (tmp_path / "q").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.realdata
+def test_split_official_folds_of_a_shorthand_dataset_use_the_cached_archive_offline(tmp_path, ml100k_zip):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import run_cli
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(ml100k_zip, cache / "ml-100k.zip")
+    env = {**os.environ, "RECSYS_DIST_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, "-m", "recsys_dist", "ingest", "--source", "ml-100k", "--out", "ds"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # no cache setting, another directory: the dataset's recorded archive is used, nothing is downloaded
+    env.pop("RECSYS_DIST_CACHE")
+    env["HOME"] = str(tmp_path / "no-home")
+    proc = subprocess.run([sys.executable, "-m", "recsys_dist", "split", "--data", "../ds", "--method", "folds",
+                           "--fold", "u3", "--out", "u3"], cwd=elsewhere, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((elsewhere / "u3" / "split.json").read_text())["counts"]["train"] == 80_000
+    (cache / "ml-100k.zip").unlink()  # the archive gone: the error names --archive
+    proc = run_cli("split", "--data", str(tmp_path / "ds"), "--method", "folds", "--fold", "u3", "--out",
+                   str(tmp_path / "u3b"), cwd=elsewhere)
+    assert proc.returncode == 1 and "--archive" in proc.stderr, proc.stderr
