@@ -54,7 +54,8 @@ def _connect(scheduler: str, timeout: float, tls: tuple[str, str, str] | None): 
 
 
 def check_workers(client, expected: str) -> None:  # noqa: ANN001 - a distributed.Client
-    """Fail before any work unless every worker imports recsys_dist at the job's version."""
+    """Fail before any work unless every worker imports recsys_dist at the job's version and runs parallel
+    kernels on a thread-safe Numba threading layer (when it has several task threads)."""
     def probe() -> str:  # defined here so it travels by value: workers need not import this module
         try:
             import recsys_dist
@@ -69,6 +70,29 @@ def check_workers(client, expected: str) -> None:  # noqa: ANN001 - a distribute
         raise ConfigError(f"engine.scheduler: {len(bad)} of {len(found)} Dask workers cannot run recsys_dist "
                           f"{expected}: {detail}. Install the same version in the worker image, or upload it with "
                           "--set engine.upload=WHEEL (see deploy/README.md)")
+    unsafe = {worker: problem for worker, problem in sorted(client.run(threading_layer_problem).items()) if problem}
+    if unsafe:
+        detail = "; ".join(f"{w}: {problem}" for w, problem in unsafe.items())
+        raise ConfigError(f"engine.scheduler: {len(unsafe)} of {len(found)} Dask workers cannot run parallel kernels "
+                          f"safely: {detail}. Give them OpenMP (apt-get install libgomp1) or TBB (pip install tbb) "
+                          "and leave NUMBA_THREADING_LAYER unset (or set it to omp or tbb), or start them with "
+                          "--nthreads 1 (see deploy/README.md)")
+
+
+def threading_layer_problem(dask_worker) -> str:  # noqa: ANN001 - a distributed.Worker
+    """Run on a worker: start its Numba threading layer, thread-safe when it has several task slots
+    (their kernels may run at once); "" when that worked, else what is wrong."""
+    from recsys_dist.kernels.threading_layer import THREAD_SAFE, start_threading_layer
+
+    slots = dask_worker.state.nthreads
+    try:
+        layer = start_threading_layer(concurrent=slots > 1)
+    except ValueError as exc:  # Numba's "No threading layer could be loaded", with its own hint
+        return f"no thread-safe Numba threading layer loads ({' '.join(str(exc).split())})"
+    if slots > 1 and layer not in THREAD_SAFE:
+        return (f"its {slots} task threads share Numba's {layer} threading layer, which aborts the worker when two "
+                "kernels run at once")
+    return ""
 
 
 def upload_package(client, wheel: str) -> None:  # noqa: ANN001 - a distributed.Client
