@@ -25,7 +25,8 @@ import numpy as np
 
 import recsys_dist
 from recsys_dist import progress
-from recsys_dist.errors import ConfigError, FitError, RecsysError
+from recsys_dist.data.atomic import MANIFEST
+from recsys_dist.errors import ConfigError, DataError, FitError, RecsysError
 from recsys_dist.executors.base import DriverMatrices, Loader, Task
 from recsys_dist.kernels.als import set_threads
 
@@ -93,6 +94,16 @@ def threading_layer_problem(dask_worker) -> str:  # noqa: ANN001 - a distributed
         return (f"its {slots} task threads share Numba's {layer} threading layer, which aborts the worker when two "
                 "kernels run at once")
     return ""
+
+
+def dataset_visible(location: str) -> bool:
+    """Run on a worker: whether the dataset at ``location`` is there from where the worker stands."""
+    from recsys_dist.data.dataset import is_dataset
+
+    try:
+        return is_dataset(location)
+    except Exception:  # noqa: BLE001 - a filesystem this worker cannot even open (a missing driver) hides it too
+        return False
 
 
 def upload_package(client, wheel: str) -> None:  # noqa: ANN001 - a distributed.Client
@@ -254,12 +265,24 @@ class DaskExecutor(DriverMatrices):
         return self.client.dashboard_link
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        if self.cluster is None:  # a LocalCluster shares this machine and directory: what we see, it sees
+            self._check_workers_see(sorted({a for call in args for a in call if isinstance(a, str)}))
         keys = [f"inblock-{side}-{i}-{self._token}" for i in range(len(args))]
         futures = [self.client.submit(loader, *a, key=k, pure=False) for a, k in zip(args, keys)]
         self._blocks[side] = futures
         described = self._gather(self.client.map(_describe, futures, pure=False), f"building the {side} blocks")
         self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
         return [counts for _, _, counts in described]
+
+    def _check_workers_see(self, locations: list[str]) -> None:
+        """Fail before any work unless every worker of the running cluster sees each dataset in ``locations``."""
+        for location in locations:
+            blind = sorted(w for w, sees in self.client.run(dataset_visible, location).items() if not sees)
+            if blind:
+                raise DataError(f"{location}: {len(blind)} of {self.n_workers} Dask workers cannot see this dataset "
+                                f"(no {MANIFEST} there for {', '.join(blind)}); the workers read it themselves, so "
+                                "put it on a shared filesystem mounted at the same path on every worker and on "
+                                "this machine, or use an object-store URL (s3://..., gs://...) they can all reach")
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
