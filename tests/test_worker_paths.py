@@ -67,3 +67,19 @@ def test_paths_workers_that_cannot_see_the_data_stop_the_job_before_any_work(sma
     assert message.startswith(f"{url}: 1 of 1 Dask workers cannot see this dataset (no manifest.json there for "
                               "tcp://127.0.0.1:"), message
     assert "shared filesystem" in message and "object-store URL" in message
+
+
+@pytest.mark.dask
+def test_paths_relative_path_from_python_on_a_cluster_says_to_give_an_absolute_one(small_split, monkeypatch):
+    from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+    from recsys_dist.errors import DataError
+    from recsys_dist.train import fit
+
+    monkeypatch.chdir(small_split.parent)  # the library does not resolve paths: only the CLI does
+    with cluster_processes() as cluster:
+        cluster.add_worker(cwd=small_split.parent.parent)
+        cluster.wait_for_workers(1)
+        with pytest.raises(DataError, match=r"^split/train: 1 of 1 Dask workers cannot see this dataset .*"
+                                            r"a relative path means each worker's own directory: give an absolute"):
+            fit(TrainConfig(train="split/train"), ModelConfig(rank=4, n_iter=1),
+                EngineConfig(name="dask", scheduler=cluster.address))

@@ -279,10 +279,13 @@ class DaskExecutor(DriverMatrices):
         for location in locations:
             blind = sorted(w for w, sees in self.client.run(dataset_visible, location).items() if not sees)
             if blind:
+                relative = "://" not in location and not os.path.isabs(location)
+                hint = "; a relative path means each worker's own directory: give an absolute one" if relative else ""
                 raise DataError(f"{location}: {len(blind)} of {self.n_workers} Dask workers cannot see this dataset "
                                 f"(no {MANIFEST} there for {', '.join(blind)}); the workers read it themselves, so "
                                 "put it on a shared filesystem mounted at the same path on every worker and on "
-                                "this machine, or use an object-store URL (s3://..., gs://...) they can all reach")
+                                "this machine, or use an object-store URL (s3://..., gs://...) they can all reach"
+                                f"{hint}")
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
