@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recsys_dist.errors import FitError
-from tests.executors.faults import attempts, killed_once_task, raising_task
+from tests.executors.faults import attempts, waits_once_task, killed_once_task, raising_task
 from tests.executors.toy import killed_task, sum_task, toy_block
 
 pytestmark = pytest.mark.dask
@@ -48,6 +48,35 @@ def test_dask_worker_killed_mid_task_gives_the_undisturbed_result(executor, tmp_
     _loaded(executor).solve("user", killed_once_task, "item", "user", (str(tmp_path), 1))
     np.testing.assert_array_equal(executor.matrix("user"), _expected())
     assert attempts(tmp_path, 1) == 2  # the killed attempt and the one Dask rescheduled
+
+
+def test_dask_blocks_that_lose_the_broadcast_are_resubmitted_alone(executor, tmp_path, caplog):
+    """The scattered src matrix is forgotten by the scheduler mid-step, as when the one worker holding it dies
+    before its peers fetched a copy (here the job's client drops it while block 1 runs, which takes the
+    scheduler down the same path): the cancelled blocks are resubmitted with a new scatter, the rest kept."""
+    import threading
+    import time
+
+    def drop_the_broadcast():
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        from distributed import Future
+
+        scattered = [Future(key, executor.client) for key in list(executor.client.futures)
+                     if str(key).startswith("ndarray-")]
+        executor.client.cancel(scattered, force=True)
+        (tmp_path / "go").touch()
+
+    dropper = threading.Thread(target=drop_the_broadcast)
+    dropper.start()
+    try:
+        _loaded(executor).solve("user", waits_once_task, "item", "user", (str(tmp_path), 1))
+    finally:
+        dropper.join()
+    np.testing.assert_array_equal(executor.matrix("user"), _expected())
+    assert "blocks lost the broadcast matrix with a worker; resubmitting them (1 of 2)" in caplog.text
+    assert attempts(tmp_path, 1) == 2 and all(attempts(tmp_path, b) <= 2 for b in (0, 2))
 
 
 def test_dask_task_that_kills_every_worker_stops_with_what_to_do():

@@ -49,3 +49,16 @@ def parallel_kernels_task(block, src, own, repeats):
     for _ in range(repeats):
         predict_pairs(idx, idx, factors, factors, 0.5, out)
     return float(out[0])
+
+
+def waits_once_task(block, src, prev, folder, victim):
+    """Block ``victim``'s first attempt says so (file ``ready``) and waits for the file ``go``; then all sum."""
+    import time
+
+    _record(folder, block.block_id)
+    if block.block_id == victim and attempts(folder, victim) == 1:
+        open(os.path.join(folder, "ready"), "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return sum_task(block, src, prev, 1.0)
