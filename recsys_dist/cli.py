@@ -70,7 +70,11 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
     if "engine.name" in [k for _, k, _, _ in FLAGS[job]]:
         merged = _with_scheduler(merged, {f"{section}.{name}" for section, name, _ in overrides},
                                  "scheduler" in base.get("engine", {}))
-    return JobConfig.from_mapping(merged, origin="command line")
+    from recsys_dist.config_paths import resolve_paths
+    from recsys_dist.data.sources import SHORTHANDS
+
+    # workers open the inputs from their own directory: hand them absolute paths (config_paths)
+    return resolve_paths(JobConfig.from_mapping(merged, origin="command line"), {"synth", *SHORTHANDS})
 
 
 def _with_scheduler(merged: dict[str, Any], command_line: set[str], in_file: bool) -> dict[str, Any]:

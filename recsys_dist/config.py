@@ -265,6 +265,10 @@ class EngineConfig:
     """dask: seconds to wait for the scheduler before failing."""
     pause_timeout: float = 60.0
     """dask: stop when no block finishes for this many seconds while Dask has paused a worker for memory."""
+    retries: int = 3
+    """dask: how often a block's task may lose its worker, or its copy of the broadcast matrix, before the job
+    stops (a LocalCluster's allowed-failures; a running scheduler applies its own). A task that raises is never
+    retried."""
     upload: str = ""
     """dask: a built recsys_dist wheel to install on every worker of a running cluster before the job."""
     tls_ca: str = ""
@@ -278,7 +282,7 @@ class EngineConfig:
         _choice("engine.name", self.name, ENGINES)
         for key in ("workers",):
             _at_least(f"engine.{key}", getattr(self, key), 1)
-        for key in ("threads", "user_blocks", "item_blocks"):
+        for key in ("threads", "user_blocks", "item_blocks", "retries"):
             _at_least(f"engine.{key}", getattr(self, key), 0)
         for key in ("connect_timeout", "pause_timeout"):
             if not getattr(self, key) > 0:

@@ -135,3 +135,142 @@ def test_deploy_tls_cluster_accepts_the_job_and_refuses_clients_without_the_cert
         other_ca = [a.replace(str(certs), str(stranger)) for a in job]
         refused = run(other_ca)
         assert refused.returncode == 2 and "cannot reach the Dask scheduler at tls://" in refused.stderr, refused.stderr
+
+
+def _readme():
+    return (DEPLOY / "README.md").read_text()
+
+
+def _code_lines(text, start):
+    """The lines of shell code in ``text`` (continuations joined) that start with ``start``."""
+    joined = text.replace("\\\n", " ")
+    return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip().startswith(start)]
+
+
+def test_deploy_kubernetes_secret_never_holds_the_ca_key(tmp_path):
+    import shutil
+    import shlex
+
+    make, = _code_lines(_readme(), "deploy/make-certs.sh")
+    secret, = _code_lines(_readme(), "kubectl create secret")
+    out = shlex.split(make)[1]
+    proc = subprocess.run(["bash", str(DEPLOY / "make-certs.sh"), *shlex.split(make)[1:]], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    uploaded = shlex.split(secret)[-1].split("=", 1)[1]
+    assert Path(uploaded.rstrip("/")) == Path(out)
+    assert sorted(p.name for p in (tmp_path / uploaded).iterdir()) == [
+        "ca.pem", "client-key.pem", "client.pem", "cluster-key.pem", "cluster.pem"]
+    ca_key = tmp_path / f"{out}-ca" / "ca-key.pem"
+    assert ca_key.exists() and oct(ca_key.stat().st_mode)[-3:] == "600"
+    if shutil.which("kubectl"):  # the secret exactly as kubectl would build it, without a cluster
+        dry = subprocess.run([*shlex.split(secret), "--dry-run=client", "-o", "json"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+        assert dry.returncode == 0, dry.stderr
+        import json
+
+        assert "ca-key.pem" not in json.loads(dry.stdout)["data"] and "ca.pem" in json.loads(dry.stdout)["data"]
+    refused = subprocess.run(["bash", str(DEPLOY / "make-certs.sh"), "same"], cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "CA_DIR": "same"}, timeout=60)
+    assert refused.returncode == 2 and "CA_DIR must not be OUT_DIR" in refused.stderr
+
+
+def test_deploy_compose_certificates_keep_the_ca_key_out_of_the_volume(tmp_path):
+    certs = _compose()["services"]["certs"]
+    volume, ca_dir = tmp_path / "certs-volume", tmp_path / "container-tmp"
+    command = [str(volume) if a == "/certs" else a for a in certs["command"]]
+    assert command[0] == "deploy/make-certs.sh" and certs["environment"]["CA_DIR"].startswith("/tmp/")
+    proc = subprocess.run(["bash", str(ROOT / command[0]), *command[1:]], capture_output=True, text=True,
+                          env={**os.environ, "CA_DIR": str(ca_dir)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert not (volume / "ca-key.pem").exists() and (ca_dir / "ca-key.pem").exists()
+    assert {"certs:/certs"} == set(certs["volumes"])
+
+
+def test_deploy_image_owns_the_volume_mount_points_and_brings_a_thread_safe_numba_layer():
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = text.splitlines()
+    uid = int(re.search(r"useradd .*--uid (\d+) (\w+)", text).group(1))
+    user = re.search(r"useradd .*--uid \d+ (\w+)", text).group(1)
+    user_line = next(i for i, line in enumerate(lines) if line.startswith("USER "))
+    assert lines[user_line] == f"USER {user}"
+    mounts = {m.split(":")[1] for s in _compose()["services"].values() for m in s.get("volumes", [])}
+    k8s_mounts = {m["mountPath"] for doc in _k8s().values() if doc["kind"] in ("Deployment", "Job", "Pod")
+                  for c in (doc["spec"].get("template", doc)["spec"]["containers"]) for m in c["volumeMounts"]}
+    assert mounts == k8s_mounts == {"/data", "/certs"}
+    for mount in mounts:  # created and chowned to the image's user before it takes over
+        made = [i for i, line in enumerate(lines) if line.startswith("RUN ") and "mkdir -p" in line and mount in line
+                and f"chown {user}:{user}" in line]
+        assert made and made[0] < user_line, mount
+    for doc in _k8s().values():
+        if doc["kind"] in ("Deployment", "Job", "Pod"):
+            context = doc["spec"].get("template", doc)["spec"]["securityContext"]
+            assert context["runAsUser"] == context["fsGroup"] == uid, doc["metadata"]["name"]
+    apt = next(line for line in lines if "apt-get install" in line)
+    assert "libgomp1" in apt.split()  # OpenMP: Numba's thread-safe layer for workers with several threads
+    assert "start_threading_layer" in text  # and the build proves the layer loads
+
+
+def test_deploy_data_reaches_the_volumes_the_workers_mount():
+    compose, k8s = _compose()["services"], _k8s()
+    for name in ("worker", "job"):
+        assert "data:/data" in compose[name]["volumes"], name
+    claim = k8s[("PersistentVolumeClaim", "recsys-dist-data")]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # the workers, the job and the data pod at once
+    mounting = []
+    for (kind, name), doc in k8s.items():
+        spec = doc["spec"].get("template", doc)["spec"] if kind in ("Deployment", "Job", "Pod") else None
+        if spec and any(v.get("persistentVolumeClaim", {}).get("claimName") == "recsys-dist-data" for v in spec["volumes"]):
+            mounting.append(name)
+            assert {"name": "data", "mountPath": "/data"} in spec["containers"][0]["volumeMounts"], name
+    assert sorted(mounting) == ["recsys-dist-data", "recsys-dist-train", "recsys-dist-worker"]
+    # the job trains on what the documented preparation writes
+    train = compose["job"]["command"]
+    split_out = [c for c in _code_lines(_readme(), "kubectl exec") if " split " in c]
+    assert split_out and all(f"--out {Path(train[train.index('--train') + 1]).parent}" in c for c in split_out)
+
+
+def test_deploy_documented_data_preparation_runs(tmp_path, ml100k_zip):
+    """The README's `kubectl exec` ingest and split, run here: /data is a folder, the archive the real ml-100k."""
+    import shlex
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    copied, = _code_lines(_readme(), "kubectl cp")
+    archive = shlex.split(copied)[-1].split(":", 1)[1]
+    shutil.copy(ml100k_zip, data / Path(archive).name)
+    for line in _code_lines(_readme(), "kubectl exec recsys-dist-data --"):
+        command = shlex.split(line.split(" -- ", 1)[1].replace("/data/", f"{data}/"))
+        assert command[:3] == ["python", "-m", "recsys_dist"]
+        command += ["--format", "ml-100k"] if command[3] == "ingest" else []  # the archive is ml-100k, not ml-25m
+        proc = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+    assert (data / "split" / "train" / "manifest.json").exists()
+
+
+def test_deploy_dashboard_is_published_only_by_the_overlay_and_only_on_loopback():
+    overlay = yaml.safe_load((DEPLOY / "compose.dashboard.yaml").read_text())
+    assert set(overlay["services"]) == {"scheduler"}
+    scheduler = _compose()["services"]["scheduler"]["command"]
+    port = scheduler[scheduler.index("--dashboard-address") + 1].rsplit(":", 1)[1]
+    assert overlay["services"]["scheduler"]["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert not overlay["networks"]["dashboard"].get("internal")  # a published port needs a routable network
+    assert "cluster" in overlay["services"]["scheduler"]["networks"]
+    service = _k8s()[("Service", "recsys-dist-scheduler")]
+    assert {"name": "dashboard", "port": int(port), "targetPort": "dashboard"} in service["spec"]["ports"]
+    assert f"kubectl port-forward service/recsys-dist-scheduler {port}:{port}" in _readme()
+    assert "-f deploy/compose.dashboard.yaml" in _readme()
+
+
+def test_deploy_documented_image_rename_reaches_every_manifest():
+    """The README's sed names the pushed image in every manifest: no pod keeps the local build's name."""
+    sed, = _code_lines(_readme(), "sed -i")
+    old, new = re.search(r"s#(.+?)#(.+?)#", sed).groups()
+    assert sed.split()[-1] == "deploy/k8s/*.yaml"
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text().replace(old, new)):
+            if doc["kind"] in ("Deployment", "Job", "Pod"):
+                images = {c["image"] for c in doc["spec"].get("template", doc)["spec"]["containers"]}
+                assert images == {new.split(": ", 1)[1]}, path.name
+    assert "docker push" in _readme() and "registry" in _readme().lower()

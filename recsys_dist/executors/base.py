@@ -49,7 +49,8 @@ class Executor(Protocol):
     """Kernel threads each task should use (so workers x threads fits the cores)."""
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
-        """Build and keep the blocks of ``side``; return each block's per-row rating counts."""
+        """Build and keep the blocks of ``side``; return each block's per-row rating counts. A string among a
+        loader's ``args`` is the location of the dataset it reads (where the engine runs it, not here)."""
 
     def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
         """Allocate a zeroed float32 matrix the executor can broadcast and write into."""

@@ -3,9 +3,10 @@
 Blocks are built by tasks on the workers (each reads only the Parquet it needs) and stay
 there as futures across iterations; the client never holds the ratings. Each half-step
 scatters the fixed src matrix once (each worker then fetches one copy from a peer) and pins each block's
-task to the worker holding the block, so no block moves; a copy lost with its worker is
-scattered again on retry, and block futures lost with a worker are recomputed by the
-scheduler from their loader tasks.
+task to the worker holding the block, so no block moves. Faults are Dask's to handle where it
+can: tasks of a lost worker are rescheduled and its block futures recomputed from their loader
+tasks; only the blocks whose copy of the scattered matrix died with a worker are resubmitted
+(with a new scatter). A task that raises fails the step at once: it is never retried.
 
 This is the only module that imports ``distributed``.
 """
@@ -17,13 +18,15 @@ import os
 import queue
 import time
 import uuid
+from concurrent.futures import CancelledError
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 import recsys_dist
 from recsys_dist import progress
-from recsys_dist.errors import ConfigError, FitError
+from recsys_dist.data.atomic import MANIFEST
+from recsys_dist.errors import ConfigError, DataError, FitError, RecsysError
 from recsys_dist.executors.base import DriverMatrices, Loader, Task
 from recsys_dist.kernels.als import set_threads
 
@@ -52,7 +55,8 @@ def _connect(scheduler: str, timeout: float, tls: tuple[str, str, str] | None): 
 
 
 def check_workers(client, expected: str) -> None:  # noqa: ANN001 - a distributed.Client
-    """Fail before any work unless every worker imports recsys_dist at the job's version."""
+    """Fail before any work unless every worker imports recsys_dist at the job's version and runs parallel
+    kernels on a thread-safe Numba threading layer (when it has several task threads)."""
     def probe() -> str:  # defined here so it travels by value: workers need not import this module
         try:
             import recsys_dist
@@ -67,6 +71,39 @@ def check_workers(client, expected: str) -> None:  # noqa: ANN001 - a distribute
         raise ConfigError(f"engine.scheduler: {len(bad)} of {len(found)} Dask workers cannot run recsys_dist "
                           f"{expected}: {detail}. Install the same version in the worker image, or upload it with "
                           "--set engine.upload=WHEEL (see deploy/README.md)")
+    unsafe = {worker: problem for worker, problem in sorted(client.run(threading_layer_problem).items()) if problem}
+    if unsafe:
+        detail = "; ".join(f"{w}: {problem}" for w, problem in unsafe.items())
+        raise ConfigError(f"engine.scheduler: {len(unsafe)} of {len(found)} Dask workers cannot run parallel kernels "
+                          f"safely: {detail}. Give them OpenMP (apt-get install libgomp1) or TBB (pip install tbb) "
+                          "and leave NUMBA_THREADING_LAYER unset (or set it to omp or tbb), or start them with "
+                          "--nthreads 1 (see deploy/README.md)")
+
+
+def threading_layer_problem(dask_worker) -> str:  # noqa: ANN001 - a distributed.Worker
+    """Run on a worker: start its Numba threading layer, thread-safe when it has several task slots
+    (their kernels may run at once); "" when that worked, else what is wrong."""
+    from recsys_dist.kernels.threading_layer import THREAD_SAFE, start_threading_layer
+
+    slots = dask_worker.state.nthreads
+    try:
+        layer = start_threading_layer(concurrent=slots > 1)
+    except ValueError as exc:  # Numba's "No threading layer could be loaded", with its own hint
+        return f"no thread-safe Numba threading layer loads ({' '.join(str(exc).split())})"
+    if slots > 1 and layer not in THREAD_SAFE:
+        return (f"its {slots} task threads share Numba's {layer} threading layer, which aborts the worker when two "
+                "kernels run at once")
+    return ""
+
+
+def dataset_visible(location: str) -> bool:
+    """Run on a worker: whether the dataset at ``location`` is there from where the worker stands."""
+    from recsys_dist.data.dataset import is_dataset
+
+    try:
+        return is_dataset(location)
+    except Exception:  # noqa: BLE001 - a filesystem this worker cannot even open (a missing driver) hides it too
+        return False
 
 
 def upload_package(client, wheel: str) -> None:  # noqa: ANN001 - a distributed.Client
@@ -180,7 +217,7 @@ class DaskExecutor(DriverMatrices):
     name = "dask"
 
     def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
-                 retries: int = 2, upload: str = "", tls: tuple[str, str, str] | None = None,
+                 retries: int = 3, upload: str = "", tls: tuple[str, str, str] | None = None,
                  pause_timeout: float = 60.0) -> None:
         from distributed import Client, LocalCluster
 
@@ -188,8 +225,13 @@ class DaskExecutor(DriverMatrices):
         self.retries, self.pause_timeout = retries, pause_timeout
         self._blocks: dict[str, list] = {}
         if scheduler == "local":
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                        dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
+            import dask.config
+
+            # how often a task may lose its worker before Dask gives up on it (KilledWorker); a running
+            # scheduler keeps its own distributed.scheduler.allowed-failures
+            with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                            dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
             self.client = Client(self.cluster)
         else:
             self.client = _connect(scheduler, connect_timeout, tls)
@@ -223,12 +265,27 @@ class DaskExecutor(DriverMatrices):
         return self.client.dashboard_link
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        if self.cluster is None:  # a LocalCluster shares this machine and directory: what we see, it sees
+            self._check_workers_see(sorted({a for call in args for a in call if isinstance(a, str)}))
         keys = [f"inblock-{side}-{i}-{self._token}" for i in range(len(args))]
         futures = [self.client.submit(loader, *a, key=k, pure=False) for a, k in zip(args, keys)]
         self._blocks[side] = futures
         described = self._gather(self.client.map(_describe, futures, pure=False), f"building the {side} blocks")
         self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
         return [counts for _, _, counts in described]
+
+    def _check_workers_see(self, locations: list[str]) -> None:
+        """Fail before any work unless every worker of the running cluster sees each dataset in ``locations``."""
+        for location in locations:
+            blind = sorted(w for w, sees in self.client.run(dataset_visible, location).items() if not sees)
+            if blind:
+                relative = "://" not in location and not os.path.isabs(location)
+                hint = "; a relative path means each worker's own directory: give an absolute one" if relative else ""
+                raise DataError(f"{location}: {len(blind)} of {self.n_workers} Dask workers cannot see this dataset "
+                                f"(no {MANIFEST} there for {', '.join(blind)}); the workers read it themselves, so "
+                                "put it on a shared filesystem mounted at the same path on every worker and on "
+                                "this machine, or use an object-store URL (s3://..., gs://...) they can all reach"
+                                f"{hint}")
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
@@ -258,57 +315,105 @@ class DaskExecutor(DriverMatrices):
 
     def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
                     rows: str | None, params: tuple, what: str, per_block: Sequence[tuple] = ()) -> list[Any]:
-        """``runner(task, block, src, own_rows, params, threads, extra)`` for every block of ``side``, retried on
-        loss; ``extra`` is the block's entry of ``per_block`` (empty when not given)."""
+        """``runner(task, block, src, own_rows, params, threads, extra)`` for every block of ``side``; ``extra`` is
+        the block's entry of ``per_block`` (empty when not given).
+
+        Faults are left to Dask where Dask can handle them: a task on a worker that dies is rescheduled by the
+        scheduler, and a block lost with its worker is rebuilt from its loader task. The one input Dask cannot
+        rebuild is the scattered ``src`` (it has no task behind it): blocks cancelled because its copy died
+        with a worker are resubmitted, alone, with a new scatter, up to ``retries`` times. A task that raises
+        is not retried: the same inputs would raise again, so the step fails at once naming the block."""
         bounds = self._bounds[side]
         extras = list(per_block) or [()] * len(bounds)
+        results: list[Any] = [None] * len(bounds)
+        pending = list(range(len(bounds)))
         for attempt in range(self.retries + 1):
-            src_future = None
             try:
-                # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent on retry
+                # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent below
                 src_future = None if src is None else self._broadcast(self._matrices[src], what)
-                # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
-                holders = self.client.who_has(self._blocks[side])
-                own = [None if rows is None else self._matrices[rows][lo:hi] for lo, hi in bounds]
-                futures = [self.client.submit(runner, task, block, src_future, block_rows, params, self._threads,
-                                              extra, pure=False, workers=list(holders.get(block.key, ())) or None,
-                                              allow_other_workers=True)
-                           for block, block_rows, extra in zip(self._blocks[side], own, extras)]
-                return self._gather(futures, f"the {what}")
-            except FitError:
-                raise
-            except Exception as exc:  # a lost worker (mid-scatter or mid-task): scatter again and retry
-                if attempt == self.retries:
-                    raise FitError(f"{what} failed on Dask after {attempt + 1} attempts: {exc!r}") from exc
-                log.warning("%s failed (%r); retrying", what, exc)
-                time.sleep(1.0)  # let the scheduler notice the loss and reassign the lost blocks
-            finally:
-                if src_future is not None:
-                    self.client.cancel([src_future])
-        raise AssertionError("unreachable")
+            except (TimeoutError, OSError) as exc:  # a worker died under the scatter: scatter again
+                reason = f"the broadcast failed ({exc})"
+            else:
+                try:
+                    # run each block where it lives: otherwise tasks follow the (larger) matrix and blocks travel
+                    blocks = [self._blocks[side][b] for b in pending]
+                    holders = self.client.who_has(blocks)
+                    futures = {b: self.client.submit(runner, task, block, src_future,
+                                                     None if rows is None else self._matrices[rows][slice(*bounds[b])],
+                                                     params, self._threads, extras[b], pure=False, retries=0,
+                                                     workers=list(holders.get(block.key, ())) or None,
+                                                     allow_other_workers=True)
+                               for b, block in zip(pending, blocks)}
+                    pending = self._collect(futures, results, side, what)
+                    reason = f"{len(pending)} blocks lost the broadcast matrix with a worker"
+                finally:
+                    if src_future is not None:
+                        self.client.cancel([src_future])
+            if not pending:
+                return results
+            if attempt < self.retries:
+                log.warning("the %s: %s; resubmitting them (%d of %d)", what, reason, attempt + 1, self.retries)
+        raise FitError(f"the {what} failed on Dask after {self.retries + 1} attempts ({reason}); workers keep "
+                       "dying: check their logs and memory, or raise engine.retries")
+
+    def _collect(self, futures: dict[int, Any], results: list[Any], side: str, what: str) -> list[int]:
+        """Wait for ``futures`` (block -> future), store each result in ``results``; return the blocks whose
+        futures were cancelled (their inputs were lost). A task that raised stops the step at once."""
+        try:
+            self._wait(list(futures.values()), f"the {what}")
+        except BaseException:
+            self.client.cancel(list(futures.values()))
+            raise
+        lost = []
+        for b, future in futures.items():
+            if future.status == "error":
+                error = self._task_error(future.exception(), side, b, what)
+                self.client.cancel(list(futures.values()))
+                raise error
+            try:
+                results[b] = future.result()
+            except CancelledError:
+                lost.append(b)
+        return lost
+
+    def _task_error(self, exc: BaseException, side: str, block: int, what: str) -> Exception:
+        from distributed import KilledWorker
+
+        lo, hi = self._bounds[side][block]
+        where = f"the {what}: {side} block {block} (rows {lo}-{hi - 1})"
+        if isinstance(exc, KilledWorker):
+            return FitError(f"{where}: every worker that ran it died ({exc}); a task that kills its worker is "
+                            "usually out of memory: give workers more memory or raise engine.user_blocks / "
+                            "engine.item_blocks")
+        if isinstance(exc, RecsysError):  # already says what to do
+            return type(exc)(f"{where}: {exc}")
+        return FitError(f"{where} raised {type(exc).__name__}: {exc} (not retried: the same inputs raise again)")
 
     def _gather(self, futures: list, what: str) -> list[Any]:
-        """The futures' results in order, advancing the progress bar as each finishes. Stops (FitError)
-        when nothing finishes for ``pause_timeout`` seconds while Dask has paused a worker for memory:
-        a paused worker starts no task, so the job would otherwise wait forever."""
+        """The futures' results in order (see ``_wait``)."""
+        self._wait(futures, what)
+        return self.client.gather(futures)
+
+    def _wait(self, futures: list, what: str) -> None:
+        """Wait until every future is done (finished, erred or cancelled), advancing the progress bar as each
+        finishes. Stops (FitError) when nothing finishes for ``pause_timeout`` seconds while Dask has paused a
+        worker for memory: a paused worker starts no task, so the job would otherwise wait forever."""
         finished: queue.SimpleQueue = queue.SimpleQueue()
         for future in futures:
             future.add_done_callback(finished.put)  # called once each, on success, error or cancellation
         done, last_finish = 0, time.monotonic()
-        try:
-            while done < len(futures):
-                try:
-                    finished.get(timeout=2.0)
-                except queue.Empty:
-                    if time.monotonic() - last_finish > self.pause_timeout:
-                        self._stop_if_paused(what)
-                    continue
-                done, last_finish = done + 1, time.monotonic()
+        while done < len(futures):
+            try:
+                future = finished.get(timeout=2.0)
+            except queue.Empty:
+                if time.monotonic() - last_finish > self.pause_timeout:
+                    self._stop_if_paused(what)
+                continue
+            done, last_finish = done + 1, time.monotonic()
+            if future.status == "finished":
                 progress.advance()
-            return self.client.gather(futures)
-        except BaseException:
-            progress.advance(-done)  # a retry runs every block again
-            raise
+            elif future.status == "error":
+                return  # the caller fails the step: no need to wait for the rest
 
     def _stop_if_paused(self, what: str) -> None:
         paused = paused_workers(self.client)
