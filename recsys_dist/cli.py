@@ -205,9 +205,18 @@ def _run_recommend(cfg: JobConfig) -> None:
     for item in r["items"]:
         score = f"{item['score']:.2f}" if item["score"] is not None else "    "
         _result(f"{item['rank']:>3}. {score}  {item['title'] or item['item_id']}")
-        if item["because"]:
-            reasons = "; ".join(f"{b['title'] or b['item_id']} ({b['rating']:g})" for b in item["because"])
-            _result(f"       because you rated {reasons}")
+        liked = [b for b in item["because"] if b["toward"]]
+        low = [b for b in item["because"] if not b["toward"]]  # rated below the biases' guess: this is far from it
+        if liked:
+            _result(f"       because you rated {_titled(liked)}")
+        if low:
+            _result(f"       {'and ' if liked else ''}unlike what you rated low: {_titled(low)}")
+        if not item["because"] and r.get("explanation"):  # the model explains, but no rated item raises this one
+            _result("       no rated item pulls toward this")
+
+
+def _titled(reasons: list[dict]) -> str:
+    return "; ".join(f"{b['title'] or b['item_id']} ({b['rating']:g})" for b in reasons)
 
 
 def _run_similar_items(cfg: JobConfig) -> None:

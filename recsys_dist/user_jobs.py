@@ -16,7 +16,7 @@ from recsys_dist.data.extended import write_extended
 from recsys_dist.data.ingest import read_raw_ratings
 from recsys_dist.data.item_filters import item_mask
 from recsys_dist.errors import DataError
-from recsys_dist.explain import explain
+from recsys_dist.explain import EXPLAINED_KINDS, contributions, strongest
 from recsys_dist.model import ALSModel
 from recsys_dist.recommend import top_k
 
@@ -80,20 +80,36 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),
         best, counts = model.cold_start(cfg.k, None, allowed, 1)
         result["cold_start"] = "the items with the most training ratings"
         result["items"] = [{"rank": r + 1, "item_id": _plain(model.item_ids_[i]), "title": titles[i],
-                            "score": float(c), "because": []} for r, (i, c) in enumerate(zip(best[0], counts[0]))
-                           if i >= 0]
+                            "score": float(c), "because": [], "rest": None}
+                           for r, (i, c) in enumerate(zip(best[0], counts[0])) if i >= 0]
         return result
-    found, scores = top_k(model.user_matrix_, model.ranking_item_matrix(), model.mu_, np.array([index]), cfg.k, [rated],
-                          allowed)
+    ranking = model.ranking_item_matrix()
+    found, scores = top_k(model.user_matrix_, ranking, model.mu_, np.array([index]), cfg.k, [rated], allowed)
     found, scores = found[0][found[0] >= 0], scores[0][found[0] >= 0]
-    reasons, weights = explain(model.item_matrix_, found, rated, ratings, cfg.explain)
-    lookup = dict(zip(rated.tolist(), ratings.tolist()))
+    query = ranking[found, :-1].astype(np.float64)
+    terms = contributions(model.kind, model.item_matrix_, query, rated, ratings, model.mu_,
+                          model.config.get("model", {}))
+    contrib, toward = terms if terms is not None else (None, None)
+    reasons, weights = strongest(contrib, rated, cfg.explain)
+    result["explanation"] = _EXPLANATIONS.get(model.kind) if cfg.explain else None
+    lookup = {j: (r, bool(t)) for j, r, t in zip(rated.tolist(), ratings.tolist(),
+                                                 toward.tolist() if toward is not None else [True] * len(rated))}
     for rank, (item, score) in enumerate(zip(found, scores)):
-        because = [{"item_id": _plain(model.item_ids_[j]), "title": titles[j], "rating": lookup[int(j)],
-                    "weight": float(w)} for j, w in zip(reasons[rank], weights[rank]) if j >= 0]
+        because = [] if contrib is None else [
+            {"item_id": _plain(model.item_ids_[j]), "title": titles[j], "rating": lookup[int(j)][0],
+             "weight": float(w), "toward": lookup[int(j)][1]}
+            for j, w in zip(reasons[rank], weights[rank]) if j >= 0]
+        rest = None
+        if model.kind in EXPLAINED_KINDS:  # the stored row's share that no rated item accounts for
+            rest = float(model.user_matrix_[index, :-1].astype(np.float64) @ query[rank] - contrib[rank].sum())
         result["items"].append({"rank": rank + 1, "item_id": _plain(model.item_ids_[item]), "title": titles[item],
-                                "score": float(score), "because": because})
+                                "score": float(score), "because": because, "rest": rest})
     return result
+
+
+_EXPLANATIONS = {"als": "each rated item's contribution to the score through the user's solve",
+                 "implicit_als": "each rated item's contribution to the score through the user's solve",
+                 "bpr": "the item-factor dot product with each item the user rated at or above model.threshold"}
 
 
 def _read_ratings(path: str, fmt: IngestConfig) -> Any:

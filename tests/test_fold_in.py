@@ -112,3 +112,40 @@ def test_fold_in_reads_ratings_in_any_ingest_format(trained, small_split, tmp_pa
                    "--delimiter", "\t")
     assert told.returncode == 0, told.stderr
     assert 90001 in load_model(str(tmp_path / "f")).user_ids_
+
+
+@pytest.mark.realdata
+def test_fold_in_at_rank_64_with_the_default_solver_is_within_the_readme_tolerance(ml100k_dataset, ml100k_zip,
+                                                                                    tmp_path):
+    """README "fold-in": at rank >= 32 training's user half-step is 3 CG steps from the user's row and
+    fold-in the exact solve they converge to; from a trained model's rows the two give predictions
+    within 0.005 on every training rating, and fold-in is the Cholesky half-step bit for bit."""
+    import dataclasses
+
+    from recsys_dist.config import SplitConfig
+    from recsys_dist.data.split import split
+
+    split(SplitConfig(data=str(ml100k_dataset), out=str(tmp_path / "u1"), method="folds", fold="u1",
+                      archive=str(ml100k_zip)))
+    url = str(tmp_path / "u1" / "train")
+    cfg = dataclasses.replace(ML100K, solver="auto")  # conf/ml-100k.toml with the default solver
+    assert cfg.effective_solver() == "cg" and cfg.rank == 64
+    model = fit(TrainConfig(train=url), cfg, EngineConfig()).model
+    m = model.config["model"]
+    block = load_user_block(url, 0, 0, len(model.user_ids_))
+    assert np.diff(block.indptr).max() > 64  # rows longer than one gather chunk
+    args = (model.mu_, m["reg"], m["bias_reg"], True, 0)
+    half_step, _ = solve_block(block, model.item_matrix_, model.user_matrix_, *args, m["cg_steps"])
+    cholesky, _ = solve_block(block, model.item_matrix_, None, *args, 0)
+    r = Dataset.open(url).read_all()
+    folded = model.fold_in(model.user_ids_[r.user_idx], model.item_ids_[r.item_idx], r.rating)
+    np.testing.assert_array_equal(folded.user_matrix_, cholesky)
+
+    def predictions(rows):
+        return model.mu_ + rows[r.user_idx, -1] + model.item_matrix_[r.item_idx, -1] + np.einsum(
+            "ij,ij->i", rows[r.user_idx, :-1].astype(np.float64), model.item_matrix_[r.item_idx, :-1])
+
+    gap = np.abs(predictions(folded.user_matrix_) - predictions(half_step))
+    print(f"rank 64, CG half-step vs fold-in on {len(gap)} training ratings: max {gap.max():.2g}, "
+          f"rms {np.sqrt(np.mean(gap ** 2)):.2g}")
+    assert gap.max() <= 0.005

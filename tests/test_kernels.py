@@ -1,4 +1,5 @@
-"""Each kernel equals its slow NumPy twin."""
+"""Each kernel equals its slow NumPy twin (a dense float64 solve), at rank <= 8 and at production
+shapes (rank 64, ranks off the 16-wide tile, rows longer than one 64-rating gather chunk)."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys_dist.blocking import build_in_block
-from recsys_dist.kernels import als, reference
+from recsys_dist.kernels import als, implicit_als, reference
 
 
 def _random_block(seed, n_dst=40, n_src=30, density=0.2):
@@ -64,19 +65,146 @@ def test_kernels_predict_pairs_equals_reference_with_unknowns(rng):
     assert a[(u < 0) & (i < 0)] == pytest.approx(3.3)
 
 
+def _explicit_system(block, src, r, reg, bias_reg, weighted):
+    """Row r's (k+1) x (k+1) matrix A of the explicit system, float64 (kernels/als.py's docstring)."""
+    k = src.shape[1] - 1
+    cols = block.indices[block.indptr[r]:block.indptr[r + 1]]
+    feats = np.hstack([src[cols, :k].astype(np.float64), np.ones((len(cols), 1))])
+    scale = len(cols) if weighted else 1.0
+    return feats.T @ feats + np.diag([reg * scale] * k + [bias_reg * scale])
+
+
+def _a_norm_errors(block, out, exact, system):
+    """Per row, ||out_r - exact_r||_A with A the row's system matrix (what CG minimises)."""
+    errors = []
+    for r in range(block.hi - block.lo):
+        if block.indptr[r + 1] > block.indptr[r]:
+            e = out[r].astype(np.float64) - exact[r].astype(np.float64)
+            errors.append(np.sqrt(max(e @ system(r) @ e, 0.0)))
+    return np.array(errors)
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31), rank=st.sampled_from([0, 2, 6]), weighted=st.booleans())
-def test_kernels_cg_converges_to_the_exact_solve_and_each_step_helps(seed, rank, weighted):
+def test_kernels_cg_error_in_the_a_norm_decreases_at_every_step(seed, rank, weighted):
+    """CG's guarantee: the error's A-norm ||x_t - x*||_A never increases, and reaches ~0 by K steps."""
     block, rng = _random_block(seed)
     src = rng.normal(0, 0.5, (30, rank + 1)).astype(np.float32)
-    exact, sse = np.empty((40, rank + 1), np.float32), np.empty(40)
+    exact, sse = np.empty((40, rank + 1)), np.empty(40)
     reference.solve_in_block(block.indptr, block.indices, block.values, src, 3.5, 0.3, 0.2, weighted, exact, sse)
     prev = rng.normal(0, 0.5, (40, rank + 1)).astype(np.float32)
     errors = []
-    for steps in (1, 2, 4 * (rank + 1)):
-        out, cg_sse = np.empty_like(exact), np.empty(40)
+    for steps in range(0, rank + 3):
+        out, cg_sse = np.empty((40, rank + 1), np.float32), np.empty(40)
         assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.3, 0.2, weighted,
                                      steps, out, cg_sse) == -1
-        errors.append(np.abs(out - exact).max())
-    assert errors[-1] < 1e-4
-    assert errors[1] <= errors[0] + 1e-6
+        errors.append(_a_norm_errors(block, out, exact,
+                                     lambda r: _explicit_system(block, src, r, 0.3, 0.2, weighted)))
+    errors = np.array(errors)  # [steps, rows]
+    slack = 1e-6 * errors[0] + 1e-6  # float32 rows
+    assert np.all(errors[1:] <= errors[:-1] + slack)
+    assert np.all(errors[-1] <= 1e-4 * errors[0] + 1e-5)  # K = rank + 1 steps solve exactly (in exact arithmetic)
+
+
+def _long_block(seed, n_src=300):
+    """Rows of 0, 1, 7, 63, 64, 65, 130 and 257 ratings (one gather chunk is 64), then 60 random ones:
+    two parallel groups of 64 rows."""
+    rng = np.random.default_rng(seed)
+    lengths = [0, 1, 7, 63, 64, 65, 130, 257] + rng.integers(0, 150, 60).tolist()
+    dst = np.repeat(np.arange(len(lengths)), lengths)
+    src = np.concatenate([np.sort(rng.choice(n_src, n, replace=False)) for n in lengths])
+    values = rng.integers(1, 6, len(dst)).astype(np.float32)
+    return build_in_block(0, 0, len(lengths), dst, src, values), rng
+
+
+PRODUCTION_RANKS = [15, 17, 33, 64]  # not multiples of the 16-wide tile, odd (the paired-row loop), and 64
+
+
+@pytest.mark.parametrize("rank", PRODUCTION_RANKS)
+@pytest.mark.parametrize("weighted", [True, False])
+def test_kernels_cholesky_at_production_ranks_and_long_rows_equals_a_dense_solve(rank, weighted):
+    block, rng = _long_block(rank)
+    n = block.hi - block.lo
+    src = rng.normal(0, 0.3, (300, rank + 1)).astype(np.float32)
+    got, want = np.empty((n, rank + 1), np.float32), np.empty((n, rank + 1))
+    sse, want_sse = np.empty(n), np.empty(n)
+    assert als.solve_in_block(block.indptr, block.indices, block.values, src, 3.5, 0.1, 0.05, weighted, got,
+                              sse) == -1
+    reference.solve_in_block(block.indptr, block.indices, block.values, src, 3.5, 0.1, 0.05, weighted, want, want_sse)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose(sse, want_sse, rtol=1e-4)
+    assert np.all(got[0] == 0)
+
+
+@pytest.mark.parametrize("rank", PRODUCTION_RANKS)
+def test_kernels_cg_at_production_ranks_and_long_rows_converges_in_the_a_norm(rank):
+    block, rng = _long_block(100 + rank)
+    n = block.hi - block.lo
+    src = rng.normal(0, 0.3, (300, rank + 1)).astype(np.float32)
+    exact, sse = np.empty((n, rank + 1)), np.empty(n)
+    reference.solve_in_block(block.indptr, block.indices, block.values, src, 3.5, 0.1, 0.05, True, exact, sse)
+    prev = rng.normal(0, 0.1, (n, rank + 1)).astype(np.float32)
+    errors = []
+    for steps in (0, 1, 2, 3, 6, 2 * (rank + 1)):
+        out, cg_sse = np.empty((n, rank + 1), np.float32), np.empty(n)
+        assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True,
+                                     steps, out, cg_sse) == -1
+        errors.append(_a_norm_errors(block, out, exact, lambda r: _explicit_system(block, src, r, 0.1, 0.05, True)))
+    errors = np.array(errors)
+    assert np.all(errors[1:] <= errors[:-1] * (1 + 1e-6) + 1e-6)
+    assert np.all(errors[-1] <= 1e-3 * errors[0] + 1e-5)
+    np.testing.assert_allclose(out, exact, atol=1e-4, rtol=1e-3)
+
+
+def _implicit_args(rank, seed):
+    block, rng = _long_block(seed)
+    src = rng.normal(0, 0.3, (300, rank + 1)).astype(np.float32)
+    src[:, -1] = 0.0  # implicit ALS keeps the bias column at 0
+    gram = src[:, :-1].astype(np.float64).T @ src[:, :-1].astype(np.float64)
+    return block, rng, src, gram
+
+
+def _implicit_system(block, src, gram, r, threshold, alpha, reg):
+    """Row r's k x k matrix of the implicit system (c = 1 + alpha * r, weighted lambda), float64."""
+    vals = block.values[block.indptr[r]:block.indptr[r + 1]].astype(np.float64)
+    keep = vals >= threshold
+    y = src[block.indices[block.indptr[r]:block.indptr[r + 1]][keep], :-1].astype(np.float64)
+    return gram + (y.T * (alpha * vals[keep])) @ y + reg * keep.sum() * np.eye(len(gram))
+
+
+@pytest.mark.parametrize("rank", PRODUCTION_RANKS)
+@pytest.mark.parametrize("scaled, binary, threshold", [(False, False, 0.0), (True, False, 3.0), (False, True, 2.0)])
+def test_kernels_implicit_cholesky_at_production_ranks_and_long_rows_equals_a_dense_solve(rank, scaled, binary,
+                                                                                         threshold):
+    block, _, src, gram = _implicit_args(rank, rank)
+    n = block.hi - block.lo
+    got, want = np.full((n, rank + 1), np.nan, np.float32), np.empty((n, rank + 1))
+    loss, want_loss = np.empty(n), np.empty(n)
+    assert implicit_als.solve_implicit_block(block.indptr, block.indices, block.values, src, gram, threshold, 0.5,
+                                             scaled, binary, 0.1, True, got, loss) == -1
+    reference.solve_implicit_block(block.indptr, block.indices, block.values, src, gram, threshold, 0.5, scaled,
+                                   binary, 0.1, True, want, want_loss)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-4, atol=1e-6)
+    assert np.all(got[0] == 0) and np.all(got[:, -1] == 0)
+
+
+@pytest.mark.parametrize("rank", PRODUCTION_RANKS)
+def test_kernels_implicit_cg_at_production_ranks_and_long_rows_converges_in_the_a_norm(rank):
+    block, rng, src, gram = _implicit_args(rank, 200 + rank)
+    n = block.hi - block.lo
+    exact, loss = np.empty((n, rank + 1)), np.empty(n)
+    reference.solve_implicit_block(block.indptr, block.indices, block.values, src, gram, 0.0, 0.5, False, False,
+                                   0.1, True, exact, loss)
+    prev = rng.normal(0, 0.1, (n, rank + 1)).astype(np.float32)
+    errors = []
+    for steps in (0, 1, 2, 3, 6, 2 * rank):
+        out, cg_loss = np.empty((n, rank + 1), np.float32), np.empty(n)
+        implicit_als.solve_implicit_block_cg(block.indptr, block.indices, block.values, src, prev, gram, 0.0, 0.5,
+                                             False, False, 0.1, True, steps, out, cg_loss)
+        errors.append(_a_norm_errors(block, out[:, :-1], exact[:, :-1],
+                                     lambda r: _implicit_system(block, src, gram, r, 0.0, 0.5, 0.1)))
+    errors = np.array(errors)
+    assert np.all(errors[1:] <= errors[:-1] * (1 + 1e-4) + 1e-5)  # float32 vectors (as implicit's CG)
+    assert np.all(errors[-1] <= 1e-2 * errors[0] + 1e-4)
+    np.testing.assert_allclose(out[:, :-1], exact[:, :-1], atol=1e-3, rtol=1e-2)

@@ -5,18 +5,8 @@ import pytest
 
 from recsys_dist.config import EngineConfig, FilterConfig, ModelConfig, RecommendConfig, TrainConfig
 from recsys_dist.errors import DataError
-from recsys_dist.explain import explain
 from recsys_dist.user_jobs import run_recommend
 from tests.conftest import run_cli
-
-
-def test_explain_by_hand():
-    items = np.array([[1, 0, 0.5], [2, 0, 9], [0, 1, 0], [1, 1, 0], [-1, 0, 0]], np.float32)  # bias column last
-    # item 0 points like item 1 (cos 1), like item 3 (cos 0.707), unlike 2 (cos 0) and opposite 4 (cos -1)
-    found, weights = explain(items, [0], rated=np.array([1, 2, 3, 4]), ratings=np.array([2.0, 5.0, 5.0, 5.0]))
-    assert found[0].tolist() == [3, 1, -1]  # 5 x 0.707 beats 2 x 1; nothing else pulls toward item 0
-    np.testing.assert_allclose(weights[0, :2], [5 / np.sqrt(2), 2.0])
-    assert np.isnan(weights[0, 2])
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +37,10 @@ def test_recommend_one_user_with_three_reasons_each(model_dir, small_split):
         assert [b["weight"] for b in item["because"]] == sorted((b["weight"] for b in item["because"]), reverse=True)
     proc = run_cli("recommend", "--model", str(model_dir), "--user", "7", "--k", "3")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("because you rated") == 3 and "Synthetic Movie" in proc.stdout
+    # every recommendation gets a reason line: liked items near it, items rated low far from it, or none
+    lines = proc.stdout.count("because you rated") + proc.stdout.count("unlike what you rated low") - \
+        proc.stdout.count("and unlike what you rated low") + proc.stdout.count("no rated item pulls toward this")
+    assert lines == 3 and "Synthetic Movie" in proc.stdout
 
 
 def test_recommend_unknown_user_is_an_error_or_gets_popular_items(model_dir):

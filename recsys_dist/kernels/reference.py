@@ -41,3 +41,28 @@ def topk_rows(queries, items, query_bias, item_bias, allowed, excl_indptr, excl_
         out_scores[q] = np.nan
         out_items[q, :len(order)] = order
         out_scores[q, :len(order)] = scores[order]
+
+
+def solve_implicit_block(indptr, indices, values, src, gram, threshold, alpha, scaled, binary, reg, weighted,
+                         out, row_loss):
+    """Dense float64 twin of kernels.implicit_als.solve_implicit_block: each row's
+    (G + sum_j (c_j - 1) y_j y_j^T + lam I) x = sum_j c_j y_j by numpy.linalg.solve."""
+    k = src.shape[1] - 1
+    gram = np.asarray(gram, np.float64)
+    for r in range(len(indptr) - 1):
+        vals = values[indptr[r]:indptr[r + 1]].astype(np.float64)
+        keep = vals >= threshold
+        cols = indices[indptr[r]:indptr[r + 1]][keep]
+        out[r] = 0.0
+        row_loss[r] = 0.0
+        if len(cols) == 0:
+            continue
+        strength = np.ones(len(cols)) if binary else vals[keep]
+        conf = alpha * strength if scaled else 1.0 + alpha * strength
+        y = src[cols, :k].astype(np.float64)
+        lam = reg * len(cols) if weighted else reg
+        x = np.linalg.solve(gram + (y.T * (conf - 1.0)) @ y + lam * np.eye(k), y.T @ conf)
+        s = y @ x
+        out[r, :k] = x
+        row_loss[r] = float(x @ gram @ x + np.sum(conf * (1.0 - s) ** 2 - s * s))
+    return -1
