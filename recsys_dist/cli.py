@@ -31,7 +31,9 @@ log = logging.getLogger("recsys_dist")
 def build_parser() -> argparse.ArgumentParser:
     import recsys_dist
 
-    parser = argparse.ArgumentParser(prog="python -m recsys_dist", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m recsys_dist", description=(
+        "Distributed matrix-factorization recommenders: run a JOB (python -m recsys_dist JOB --help lists its "
+        "options). The main job on the built-in default: python -m recsys_dist run"))
     parser.add_argument("--version", action="version", version=f"recsys_dist {recsys_dist.__version__}")
     sub = parser.add_subparsers(dest="job", required=True, metavar="JOB")
     for job, flags in FLAGS.items():

@@ -145,3 +145,8 @@ def test_cli_an_explicit_scheduler_selects_dask_over_the_config_files_engine(tmp
         dask.config.refresh()
     with pytest.raises(ConfigError, match="drop one of them"):
         engine("--engine", "inprocess", "--scheduler", "tcp://10.0.0.1:8786")
+
+
+def test_cli_top_level_help_is_plain_text():
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "`" not in proc.stdout and "python -m recsys_dist run" in proc.stdout

@@ -143,3 +143,10 @@ def test_score_refuses_another_folds_training_data(small_split, tmp_path):
     # the recorded location is absolute: the model works from any directory
     ok = run_cli("score", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "s"), cwd=other)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_score_a_bad_id_in_the_users_file_names_its_line(model_dir, tmp_path):
+    (tmp_path / "users.csv").write_text("user_id\n1\n\n5\nx7\n")
+    with pytest.raises(DataError, match=r"users.csv line 5: user id 'x7' is not an integer"):
+        run_scoring(ScoreConfig(model=str(model_dir), out=str(tmp_path / "o"), k=3, users=str(tmp_path / "users.csv")))
+    assert not (tmp_path / "o").exists()

@@ -91,14 +91,18 @@ def read_ids(path: str, integer: bool, what: str) -> np.ndarray:
     """Ids from a text or CSV file (first column, one per line; a header line is skipped)."""
     try:
         with fsspec.open(path, "rt") as fh:
-            values = [line.strip().split(",")[0] for line in fh if line.strip()]
+            lines = [(n, line.strip().split(",")[0]) for n, line in enumerate(fh, 1) if line.strip()]
     except FileNotFoundError:
         raise DataError(f"{path}: no such file of {what} ids") from None
-    if values and integer and not values[0].lstrip("-").isdigit():
-        values = values[1:]
+    if lines and integer and not lines[0][1].lstrip("-").isdigit():
+        lines = lines[1:]  # a header
     if not integer:
-        return np.array(values, dtype=object)
-    try:
-        return np.array([int(v) for v in values], dtype=np.int64)
-    except ValueError as exc:
-        raise DataError(f"{path}: {what} ids must be integers for this model: {exc}") from None
+        return np.array([v for _, v in lines], dtype=object)
+    out = np.empty(len(lines), np.int64)
+    for row, (n, v) in enumerate(lines):
+        try:
+            out[row] = int(v)
+        except ValueError:
+            raise DataError(f"{path} line {n}: {what} id {v!r} is not an integer, and this model's {what} ids "
+                            "are integers") from None
+    return out
