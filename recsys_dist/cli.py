@@ -248,7 +248,7 @@ def _run_bench(cfg: JobConfig) -> None:
              f["seconds_per_iteration"], f["user_half_step_seconds"], f["item_half_step_seconds"],
              f["kernel_seconds_per_iteration"])
     if f["gflop_per_iteration"] is not None:
-        _result("  work %.1f GFLOP per iteration: %.1f GFLOP/s = %.1f%% of the %.1f GFLOP/s matmul rate",
+        _result("  work %.3g GFLOP per iteration: %.3g GFLOP/s = %.2g%% of the %.1f GFLOP/s matmul rate",
                  f["gflop_per_iteration"], f["gflops"], 100 * f["fraction_of_matmul"], f["matmul_gflops"])
     else:
         _result("  model %s: no flop count (the matmul rate, %.1f GFLOP/s, is for reference)", f["model"],
