@@ -75,8 +75,17 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
     from recsys_dist.config_paths import resolve_paths
     from recsys_dist.data.sources import SHORTHANDS
 
+    try:
+        cfg = JobConfig.from_mapping(merged, origin="command line")
+    except ConfigError as exc:  # name the flag the user typed, beside the key it sets
+        typed = {k: flag for flag, k, _, _ in FLAGS[job] if getattr(args, k) is not None}
+        message = str(exc)
+        for key, flag in typed.items():
+            if message.startswith(f"command line: {key}:") or message.startswith(f"command line: {key}["):
+                raise ConfigError(message.replace(f"command line: {key}", f"{flag} ({key})", 1)) from None
+        raise
     # workers open the inputs from their own directory: hand them absolute paths (config_paths)
-    return resolve_paths(JobConfig.from_mapping(merged, origin="command line"), {"synth", *SHORTHANDS})
+    return resolve_paths(cfg, {"synth", *SHORTHANDS})
 
 
 def _with_scheduler(merged: dict[str, Any], command_line: set[str], in_file: bool) -> dict[str, Any]:

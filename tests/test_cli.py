@@ -150,3 +150,10 @@ def test_cli_an_explicit_scheduler_selects_dask_over_the_config_files_engine(tmp
 def test_cli_top_level_help_is_plain_text():
     proc = run_cli("--help")
     assert proc.returncode == 0 and "`" not in proc.stdout and "python -m recsys_dist run" in proc.stdout
+
+
+def test_cli_a_bad_flag_value_names_the_flag_typed():
+    proc = run_cli("train", "--train", "x", "--rank", "-1")
+    assert proc.returncode == 2 and "--rank (model.rank): must be >= 1, got -1" in proc.stderr
+    proc = run_cli("evaluate", "--model", "x", "--data", "y", "--cold", "maybe")
+    assert proc.returncode == 2 and "--cold (evaluate.cold):" in proc.stderr
