@@ -90,7 +90,7 @@ def test_ops_worker_killed_mid_training_does_not_fail_the_job(small_split, tmp_p
             if line.startswith("iteration 5:"):
                 os.kill(cluster.workers[0].pid, signal.SIGKILL)
                 break
-        rest, _ = job.communicate(timeout=300)
+        _, rest = job.communicate(timeout=300)  # (stdout, stderr): the rest of the log
         assert job.returncode == 0, "".join(log) + (rest or "")
     undisturbed = fit(TrainConfig(train=str(small_split / "train")), ModelConfig(rank=8, reg=0.05, seed=3, n_iter=60),
                       EngineConfig(name="inprocess")).model

@@ -209,6 +209,13 @@ def kernel_threads(cores: dict[str, int], nthreads: dict[str, int]) -> dict[str,
     return {a: max(1, cores[a] // slots[host(a)]) for a in nthreads}
 
 
+def _near(holders) -> dict[str, Any]:  # noqa: ANN001 - the worker addresses holding a block
+    """Submit options that run a task where its block lives, or anywhere when no worker holds it (the block
+    was lost with its worker and Dask rebuilds it from its loader task): Dask refuses
+    ``allow_other_workers`` without ``workers``."""
+    return {"workers": list(holders), "allow_other_workers": True} if holders else {}
+
+
 def _describe(block) -> tuple[int, int, np.ndarray]:  # noqa: ANN001
     return block.lo, block.hi, block.row_counts()
 
@@ -341,8 +348,7 @@ class DaskExecutor(DriverMatrices):
                     futures = {b: self.client.submit(runner, task, block, src_future,
                                                      None if rows is None else self._matrices[rows][slice(*bounds[b])],
                                                      params, self._threads, extras[b], pure=False, retries=0,
-                                                     workers=list(holders.get(block.key, ())) or None,
-                                                     allow_other_workers=True)
+                                                     **_near(holders.get(block.key, ())))
                                for b, block in zip(pending, blocks)}
                     pending = self._collect(futures, results, side, what)
                     reason = f"{len(pending)} blocks lost the broadcast matrix with a worker"
