@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         if job == "train":
             p.add_argument("--resume", dest="train.resume", action="store_const", const=True, default=None,
                            help="continue from the last checkpoint in --out")
+        if job == "tune":
+            p.add_argument("--resume", dest="tune.resume", action="store_const", const=True, default=None,
+                           help="continue the search in --out without re-running its finished trials")
+            p.add_argument("--refit", dest="tune.refit", action="store_const", const=True, default=None,
+                           help="train the best configuration on all of --data into OUT/model")
         for flag, key, kind, text in flags:
             nargs = "+" if key in LIST_KEYS else None
             p.add_argument(flag, dest=key, type=kind, nargs=nargs, default=None, help=text)
@@ -60,7 +65,8 @@ def load_config(args: argparse.Namespace, job: str) -> JobConfig:
         base = parse_toml(text, args.config)
         JobConfig.from_mapping(base, origin=args.config)  # name the file in errors about its own keys
     overrides = [parse_override(item) for item in args.set]
-    for key in [k for _, k, _, _ in FLAGS[job]] + (["train.resume"] if job == "train" else []):
+    switches = {"train": ["train.resume"], "tune": ["tune.resume", "tune.refit"]}.get(job, [])
+    for key in [k for _, k, _, _ in FLAGS[job]] + switches:
         value = getattr(args, key)
         if value is not None:
             section, name = key.split(".")
@@ -271,6 +277,25 @@ def _run_bench(cfg: JobConfig) -> None:
     _result("  figures appended to %s", f["results_file"])
 
 
+def _run_tune(cfg: JobConfig) -> None:
+    from recsys_dist.tuning.search import tune_job
+
+    s = tune_job(cfg)
+    _result("tune %s: %d trials (%d pruned, %d failed) in %.1f s; %s", s["out"], s["trials"], s["pruned"], s["failed"],
+            s["seconds"], s["mode"])
+    params = [k for k in s["leaderboard"][0] if k.startswith("model.")]
+    _result("%-6s %10s %8s %6s  %s", "trial", s["metric"], "std", "folds", "  ".join(p.removeprefix("model.") for p in params))
+    for row in s["leaderboard"]:
+        values = "  ".join(f"{row[p]:.4g}" if isinstance(row[p], float) else str(row[p]) for p in params)
+        _result("%-6d %10.4f %8.4f %6d  %s", row["trial"], row["mean"], row["std"] if row["std"] == row["std"] else 0.0,
+                row["folds"], values)
+    _result("best configuration -> %s/best.toml (train --config %s/best.toml ...)", s["out"], s["out"])
+    refit = s.get("refit")
+    if refit:
+        scored = f"; {s['metric']} {refit[s['metric']]:.4f} on {refit['test']}" if "test" in refit else ""
+        _result("refit model -> %s%s", refit["model"], scored)
+
+
 def _run_pipeline(cfg: JobConfig) -> None:
     from recsys_dist.pipeline import run_pipeline
 
@@ -300,7 +325,7 @@ def _run_pipeline(cfg: JobConfig) -> None:
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
     "ingest": _run_ingest, "synth": _run_synth, "split": _run_split, "train": _run_train,
     "evaluate": _run_evaluate, "bench": _run_bench, "score": _run_score, "recommend": _run_recommend,
-    "fold-in": _run_fold_in, "similar-items": _run_similar_items, "run": _run_pipeline,
+    "fold-in": _run_fold_in, "similar-items": _run_similar_items, "tune": _run_tune, "run": _run_pipeline,
 }
 
 

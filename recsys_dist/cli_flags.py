@@ -25,7 +25,7 @@ RATINGS_FORMAT_FLAGS = [  # how a small ratings file is read (fold-in); the same
     ("--delimiter", "ingest.delimiter", str, "csv: field separator (a tab: $'\\t')"),
     ("--id-type", "ingest.id_type", str, "csv/parquet: auto, int or str"),
 ]
-LIST_KEYS = ("ingest.scale", "evaluate.k", "evaluate.data", "filter.genres")
+LIST_KEYS = ("ingest.scale", "evaluate.k", "evaluate.data", "filter.genres", "tune.test")
 
 # job -> [(flag, "section.key", type, help)]; nargs "+" for LIST_KEYS.
 FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
@@ -135,6 +135,23 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--out", "bench.out", str, "JSON-lines file to append the figures to"),
         ("--score-k", "bench.score_k", int, "also time top-K scoring of every user at this K (0: skip)"),
     ],
+    "tune": [
+        ("--data", "tune.data", str, "dataset to search on: the training part only (SPLIT/train)"),
+        ("--space", "tune.space", str, "TOML file of the search space ([model.KEY] tables)"),
+        ("--search", "tune.search", str, "tpe, random or grid"),
+        ("--trials", "tune.trials", int, "configurations to try (grid: 0 = the whole grid)"),
+        ("--cv", "tune.cv", str, "kfold:K, holdout:F or folds:u1..u5"),
+        ("--metric", "tune.metric", str, "rmse, mae, ndcg@K, precision@K, recall@K, map@K or hit_rate@K"),
+        ("--pruner", "tune.pruner", str, "early stopping: median, halving, hyperband or none"),
+        ("--parallel", "tune.parallel", int, "trials at once (0: the engine's workers)"),
+        ("--out", "tune.out", str, "directory of the search (results, best.toml, model/)"),
+        ("--test", "tune.test", str, "DATASET [DATASET ...]: with --refit, held-out parts to score the refit on"),
+        ("--seed", "tune.seed", int, "seed of the sampler and the folds"),
+        ("--archive", "tune.archive", str, "cv folds:...: the ml-100k archive"),
+        *ENGINE_FLAGS,
+        ("--model", "model.kind", str, "base model kind (the space may also search model.kind)"),
+        ("--iterations", "model.n_iter", int, "iterations of every trial, unless the space searches it"),
+    ],
     "run": [
         ("--out", "run.out", str, "output directory of the whole pipeline"),
         ("--source", "run.source", str, "'synth' (default) or an ingest source"),
@@ -152,5 +169,6 @@ DESCRIPTIONS = {
     "similar-items": "top-K most similar items (cosine of factors) for every item, as Parquet published with _SUCCESS",
     "fold-in": "add or update users from their ratings against the fixed item factors, without retraining",
     "bench": "benchmark training iterations (any --model) against this machine's matmul rate",
+    "tune": "hyperparameter search with cross-validation and early stopping (Optuna); writes best.toml",
     "run": "the main job: data -> split -> train -> evaluate -> score (default: synthetic ml-100k shape)",
 }

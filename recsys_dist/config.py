@@ -17,10 +17,11 @@ from typing import Any, Mapping
 from recsys_dist.config_fields import _at_least, _check_scale, _choice, merge, parse_override, parse_toml, section_from_mapping
 from recsys_dist.config_serving import EvaluateConfig, FilterConfig, FoldInConfig, RecommendConfig, ScoreConfig, \
     SimilarItemsConfig
+from recsys_dist.config_tune import TuneConfig
 from recsys_dist.errors import ConfigError
 
 __all__ = ["EvaluateConfig", "FilterConfig", "FoldInConfig", "JobConfig", "RecommendConfig", "ScoreConfig",
-           "SimilarItemsConfig", "merge", "parse_override", "parse_toml"]
+           "SimilarItemsConfig", "TuneConfig", "merge", "parse_override", "parse_toml"]
 
 SHAPES = ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "custom")
 INGEST_FORMATS = ("auto", "ml-100k", "ml-1m", "ml-10m", "ml-csv", "csv", "parquet")
@@ -344,6 +345,7 @@ class JobConfig:
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     foldin: FoldInConfig = field(default_factory=FoldInConfig)
     similar: SimilarItemsConfig = field(default_factory=SimilarItemsConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

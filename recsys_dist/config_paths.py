@@ -29,6 +29,7 @@ PATH_KEYS: dict[str, tuple[str, ...]] = {
     "recommend": ("model", "fold_in", "train"),
     "foldin": ("model", "ratings", "out"),
     "similar": ("model", "out", "items"),
+    "tune": ("data", "space", "out", "test", "archive"),
     "engine": ("upload", "tls_ca", "tls_cert", "tls_key"),
 }
 SOURCE_KEYS = {("ingest", "source"), ("run", "source")}

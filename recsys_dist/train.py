@@ -103,8 +103,12 @@ def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
 
 
 def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig,
-        callbacks: tuple[Callback, ...] = ()) -> TrainResult:
-    """Train on ``train_cfg.train``; score ``train_cfg.test`` each iteration when given (rating models)."""
+        callbacks: tuple[Callback, ...] = (), validate: Callable[[ALSModel], dict[str, float]] | None = None
+        ) -> TrainResult:
+    """Train on ``train_cfg.train``; score ``train_cfg.test`` each iteration when given (rating models).
+
+    ``validate(model)``, when given, scores every iteration's model (a view of the live factors, with the
+    training counts) and its figures join the iteration's record before the callbacks see it."""
     started = time.perf_counter()
     train = Dataset.open(train_cfg.train)
     if train.n_ratings == 0:
@@ -159,6 +163,11 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             if test is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
+            if validate is not None:
+                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False)
+                model.user_counts_, model.item_counts_ = (counts[s].astype(np.int64) if s in counts else None
+                                                          for s in ("user", "item"))
+                record.update(validate(model))
             record["seconds"] = record["user_seconds"] + record["item_seconds"]
             history.append(record)
             # one structured line per iteration: handlers may read ``record`` (cli writes it as JSON)

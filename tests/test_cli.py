@@ -157,3 +157,15 @@ def test_cli_a_bad_flag_value_names_the_flag_typed():
     assert proc.returncode == 2 and "--rank (model.rank): must be >= 1, got -1" in proc.stderr
     proc = run_cli("evaluate", "--model", "x", "--data", "y", "--cold", "maybe")
     assert proc.returncode == 2 and "--cold (evaluate.cold):" in proc.stderr
+
+
+def test_cli_version_and_the_model_repr_are_one_line(small_split, tmp_path):
+    import recsys_dist
+    from recsys_dist.checkpoint import load_model
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"recsys_dist {recsys_dist.__version__}"
+    assert run_cli("train", "--train", str(small_split / "train"), "--rank", "3", "--iterations", "2",
+                   "--out", str(tmp_path / "m")).returncode == 0
+    text = repr(load_model(str(tmp_path / "m")))
+    assert "\n" not in text and text.startswith("ALSModel(kind='als'") and "n_factors=3" in text

@@ -1,0 +1,443 @@
+"""The search: an Optuna study (sampler, pruner, a journal file for resuming) whose trials run in parallel
+on the engine, and what it leaves in OUT: results.parquet/.csv, best.toml, tune.json and, on request, the
+refit model and its score on held-out data.
+
+How trials use the engine (``describe_mode`` says which, in the log):
+- ``inprocess``: one trial at a time in this process;
+- ``shm``: ``parallel`` trials at once, each in its own process (the engine's workers by default);
+- ``dask``: with at most ``TRIALS_ON_WORKERS_MAX`` training ratings, one trial per Dask worker thread, the
+  study's storage on the scheduler so every trial prunes against all others; above that, trials one after
+  another, each training on the cluster's block tasks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, JobConfig, TrainConfig
+from recsys_dist.config_tune import metric_parts
+from recsys_dist.data.dataset import Dataset
+from recsys_dist.errors import ConfigError, DataError, FitError
+from recsys_dist.tuning.space import SearchSpace, model_config
+from recsys_dist.tuning.trial import TrialOutcome, TrialSpec, run_trial
+from recsys_dist.tuning.validation import prepare_folds
+
+log = logging.getLogger(__name__)
+TRIALS_ON_WORKERS_MAX = 5_000_000  # training ratings up to which a whole trial runs on one Dask worker
+JOURNAL = "study.journal"
+
+
+def tune_job(cfg: JobConfig, space_mapping: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the search ``cfg.tune`` describes (the space from ``tune.space``'s file, or ``space_mapping``);
+    return its summary (also written to OUT/tune.json)."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("the tune job needs Optuna: pip install 'recsys_dist[tune]'") from None
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t = cfg.tune
+    for key, value, flag in (("data", t.data, "--data"), ("space", t.space or space_mapping, "--space"),
+                             ("out", t.out, "--out")):
+        if not value:
+            raise ConfigError(f"tune.{key}: missing; pass {flag}")
+    if "://" in t.out and not t.out.startswith("file://"):
+        raise ConfigError(f"tune.out: {t.out} must be a local or shared directory (the study journal is a locked file)")
+    out = t.out.removeprefix("file://")
+    base = dataclasses.asdict(cfg.model)
+    if space_mapping is not None:
+        space_text = json.dumps(space_mapping, sort_keys=True, default=str)
+        space = SearchSpace.from_mapping(space_mapping, "space", base)
+    else:
+        try:
+            space_text = Path(t.space).read_text()
+        except OSError as exc:
+            raise ConfigError(f"tune.space: cannot read {t.space}: {exc.strerror}") from None
+        space = SearchSpace.from_toml(space_text, t.space, base)
+    _check_metric(t.metric, space, base)
+    name, k = metric_parts(t.metric)
+    direction = "minimize" if name in ("rmse", "mae") else "maximize"
+    total = t.trials or space.grid_size()
+    if t.search == "grid":
+        total = min(total, space.grid_size())
+    journal = os.path.join(out, JOURNAL)
+    settings = {"space": hashlib.sha256(space_text.encode()).hexdigest()[:16], "metric": t.metric, "cv": t.cv,
+                "search": t.search, "seed": t.seed, "data": os.path.abspath(t.data) if "://" not in t.data else t.data,
+                "base": {k_: v for k_, v in base.items() if f"model.{k_}" not in space.keys}}
+    if os.path.exists(journal) and not t.resume:
+        raise ConfigError(f"tune.out: {out} already holds a search: pass --resume to continue it, or choose another --out")
+    os.makedirs(out, exist_ok=True)
+    folds = tuple(prepare_folds(t.data, t.cv, out, t.seed, t.archive))
+    n_ratings = max(Dataset.open(f.train).n_ratings for f in folds)
+    started = time.perf_counter()
+    with _runner(cfg.engine, t.parallel, n_ratings) as runner:
+        storage = runner.storage(journal)
+        study = optuna.create_study(study_name="tune", storage=storage, sampler=_sampler(t.search, space, t.seed),
+                                    pruner=_pruner(t.pruner, space, base, runner.parallel), direction=direction,
+                                    load_if_exists=True)
+        _check_resumable(study, settings, out)
+        done = _finished(study)
+        if done:
+            log.info("resuming: %d of %d trials already finished, %d to go", done, total, max(total - done, 0))
+        log.info("search: %s over %s, %d trials, %s, %s; %s", t.search, ", ".join(space.keys), total, t.cv, t.metric,
+                 runner.describe())
+        _run(study, space, runner, total - done, lambda trial, params: TrialSpec(
+            trial.number, trial._trial_id, params, base, folds, t.metric, t.relevance, runner.trial_engine,
+            study if runner.shares_study else None, journal if runner.by_journal else "", study.pruner))
+        trials = study.get_trials(deepcopy=False)
+    seconds = time.perf_counter() - started
+    table = results_table(trials)
+    table.to_parquet(os.path.join(out, "results.parquet"), index=False)
+    table.to_csv(os.path.join(out, "results.csv"), index=False)
+    board = leaderboard(table, t.metric, direction)
+    if board.empty:
+        raise FitError(f"tune: no trial finished; see {os.path.join(out, 'results.csv')} for each trial's error")
+    best_params = dict(next(tr for tr in trials if tr.number == int(board.iloc[0]["trial"])).params)
+    best_cfg = model_config(base, best_params)
+    write_best_toml(os.path.join(out, "best.toml"), best_cfg, t.metric, float(board.iloc[0]["mean"]), t.cv, out)
+    summary: dict[str, Any] = {
+        "out": out, "metric": t.metric, "direction": direction, "cv": t.cv, "search": t.search,
+        "trials": len([tr for tr in trials if tr.state.is_finished()]),
+        "pruned": int(sum(tr.state.name == "PRUNED" for tr in trials)),
+        "failed": int(sum(tr.state.name == "FAIL" for tr in trials)),
+        "seconds": round(seconds, 2), "mode": runner.describe(), "best": {**best_params, t.metric: float(board.iloc[0]["mean"])},
+        "leaderboard": board.head(10).to_dict(orient="records"),
+    }
+    if t.refit:
+        summary["refit"] = _refit(cfg, best_cfg, out, t.test, t.metric, t.relevance)
+    Path(out, "tune.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
+    return summary
+
+
+def _run(study: Any, space: SearchSpace, runner: Any, remaining: int,  # noqa: ANN401 - optuna objects
+         spec_of: Callable[[Any, dict[str, Any]], TrialSpec]) -> None:
+    """Keep ``runner.parallel`` trials running until ``remaining`` have finished."""
+    from optuna.trial import TrialState
+
+    asked: dict[int, Any] = {}
+    launched = 0
+    while launched < remaining or asked:
+        while launched < remaining and len(asked) < runner.parallel:
+            trial = study.ask()
+            params = space.suggest(trial)
+            asked[trial.number] = trial
+            runner.submit(run_trial, spec_of(trial, params))
+            launched += 1
+        for outcome in runner.finished():
+            trial = asked.pop(outcome.number)
+            trial.set_user_attr("folds", outcome.rows)
+            if outcome.error:
+                trial.set_user_attr("error", outcome.error)
+                study.tell(trial, state=TrialState.FAIL)
+                log.warning("trial %d (%s) failed: %s", outcome.number, _show(trial.params), outcome.error)
+            elif outcome.pruned:
+                study.tell(trial, state=TrialState.PRUNED)
+                log.info("trial %d (%s): pruned at iteration %d (%.4f)", outcome.number, _show(trial.params),
+                         outcome.rows[-1]["iterations"], outcome.value)
+            else:
+                study.tell(trial, outcome.value)
+                seconds = sum(r["seconds"] for r in outcome.rows)
+                log.info("trial %d (%s): %.4f over %d folds, %.1f s", outcome.number, _show(trial.params),
+                         outcome.value, len(outcome.rows), seconds)
+
+
+def _finished(study: Any) -> int:  # noqa: ANN401
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    for trial in stale:  # left running by an interrupted search: run again
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    if stale:
+        log.info("%d trials of the interrupted search did not finish: they are run again", len(stale))
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _check_resumable(study: Any, settings: dict[str, Any], out: str) -> None:  # noqa: ANN401
+    recorded = study.user_attrs.get("settings")
+    if recorded is None:
+        study.set_user_attr("settings", settings)
+        return
+    changed = sorted(k for k in settings if recorded.get(k) != json.loads(json.dumps(settings[k])))
+    if changed:
+        raise ConfigError(f"tune.out: the search in {out} was made with other {', '.join(changed)}; resume it with "
+                          "the same settings, or choose another --out")
+
+
+def _check_metric(metric: str, space: SearchSpace, base: dict[str, Any]) -> None:
+    name, _ = metric_parts(metric)
+    kinds = {base.get("kind", "als")}
+    for p in space.params:
+        if p.key == "kind":
+            kinds = set(p.choices)
+    ranking = sorted(k for k in kinds if k in RANKING_KINDS)
+    if name in ("rmse", "mae") and ranking:
+        raise ConfigError(f"tune.metric: {metric} needs rating predictions, but {', '.join(ranking)} ranks items; "
+                          "use ndcg@10 or another ranking metric")
+
+
+def _sampler(search: str, space: SearchSpace, seed: int) -> Any:  # noqa: ANN401
+    import optuna
+
+    if search == "grid":
+        return _Grid(space.grid(), seed=seed)
+    if search == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: trials running in parallel count as already bad, so they are not all sent to one spot
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+def _grid_class() -> type:
+    import optuna
+
+    class Grid(optuna.samplers.GridSampler):
+        """Optuna's grid sampler without its stop at the end of the grid (``study.stop`` exists only inside
+        ``optimize``; this search asks and tells, and asks for no more trials than the grid has)."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:  # noqa: ANN401
+            pass
+
+    return Grid
+
+
+def _Grid(grid: dict[str, list[Any]], seed: int) -> Any:  # noqa: ANN401, N802 - builds the class above
+    return _grid_class()(grid, seed=seed)
+
+
+def _pruner(name: str, space: SearchSpace, base: dict[str, Any], parallel: int) -> Any:  # noqa: ANN401
+    import optuna
+
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":  # compare from the fourth iteration on, once a few trials have finished
+        return optuna.pruners.MedianPruner(n_startup_trials=max(3, parallel), n_warmup_steps=3)
+    iterations = max([int(base.get("n_iter", 10))] + [int(v) for p in space.params if p.key == "n_iter"
+                                                       for v in (p.choices or (p.high,))])
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=3)
+    return optuna.pruners.HyperbandPruner(min_resource=3, max_resource=iterations)
+
+
+def results_table(trials: list[Any]) -> pd.DataFrame:  # noqa: ANN401 - optuna FrozenTrials
+    """One row per trial and fold: every parameter, every metric, iterations, seconds, pruned; failed
+    trials one row with their error."""
+    rows = []
+    for trial in trials:
+        state = trial.state.name.lower()
+        folds = trial.user_attrs.get("folds") or [{"trial": trial.number, **trial.params}]
+        for row in folds:
+            rows.append({**row, "state": state, "error": trial.user_attrs.get("error", "")})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values(["trial", "fold"] if "fold" in table else ["trial"], kind="stable")
+    return table.reset_index(drop=True)
+
+
+def leaderboard(table: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """Completed trials, best first: the metric's mean and standard deviation over folds, and the parameters."""
+    if table.empty or metric not in table:
+        return pd.DataFrame()
+    done = table[table["state"] == "complete"]
+    params = [c for c in table.columns if c.startswith("model.")]
+    board = done.groupby("trial").agg(**{"mean": (metric, "mean"), "std": (metric, "std"), "folds": (metric, "size"),
+                                         "seconds": ("seconds", "sum"), **{p: (p, "first") for p in params}})
+    board = board.sort_values("mean", ascending=direction == "minimize", kind="stable")
+    return board.reset_index()
+
+
+def write_best_toml(path: str, model_cfg: Any, metric: str, value: float, cv: str, out: str) -> None:  # noqa: ANN401
+    lines = [f"# the best configuration of the search in {out}: {metric} {value:.4f} ({cv})",
+             "# train it with: python -m recsys_dist train --config THIS_FILE --train DATA --out MODEL", "", "[model]"]
+    for key, value_ in dataclasses.asdict(model_cfg).items():
+        lines.append(f"{key} = {_toml_value(value_)}")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _refit(cfg: JobConfig, best: Any, out: str, test: list[str], metric: str,  # noqa: ANN401
+           relevance: float) -> dict[str, Any]:
+    """Train the best configuration on the whole of tune.data; score it on ``test`` when given."""
+    from recsys_dist.batch import run_evaluation
+    from recsys_dist.pipeline import run_training
+
+    model_dir = os.path.join(out, "model")
+    log.info("refitting the best configuration on %s into %s", cfg.tune.data, model_dir)
+    run_training(dataclasses.replace(cfg, model=best, train=TrainConfig(train=cfg.tune.data, out=model_dir)))
+    result: dict[str, Any] = {"model": model_dir}
+    if test:
+        name, k = metric_parts(metric)
+        m = run_evaluation(EvaluateConfig(model=model_dir, data=list(test), k=[k or 10], relevance=relevance), cfg.engine)
+        result["test"] = " ".join(test)
+        result[metric] = m[name] if not k else m["ranking"]["at"][str(k)][name]
+        if "rmse" in m:
+            result.update(rmse=m["rmse"], mae=m["mae"], n=m["n"])
+    return result
+
+
+def _runner(engine: EngineConfig, parallel: int, n_ratings: int) -> Any:  # noqa: ANN401
+    if engine.name == "shm":
+        return _Processes(parallel or engine.workers)
+    if engine.name == "dask":
+        return _Dask(engine, parallel, n_ratings)
+    return _InProcess(engine)
+
+
+class _InProcess:
+    """Trials one at a time in this process, on the configured engine."""
+    shares_study, by_journal, parallel = True, False, 1
+
+    def __init__(self, engine: EngineConfig) -> None:
+        self.trial_engine = engine
+        self._done: list[TrialOutcome] = []
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def storage(self, journal: str) -> Any:  # noqa: ANN401
+        return _journal(journal)
+
+    def describe(self) -> str:
+        return f"trials one at a time in this process ({self.trial_engine.name} engine)"
+
+    def submit(self, fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> None:
+        self._done.append(_guarded(fn, spec))
+
+    def finished(self) -> Iterator[TrialOutcome]:
+        done, self._done = self._done, []
+        return iter(done)
+
+
+class _Processes:
+    """``parallel`` trials at once, each in its own process with an even share of the cores; they prune
+    through the study's journal file."""
+    shares_study, by_journal = False, True
+
+    def __init__(self, parallel: int) -> None:
+        self.parallel = parallel
+        cores = os.cpu_count() or 1
+        self.trial_engine = EngineConfig(name="inprocess", threads=max(1, cores // parallel))
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._running: set[concurrent.futures.Future] = set()
+
+    def __enter__(self) -> _Processes:
+        # spawn: a fork of a process with Numba's and Arrow's thread pools running is not safe
+        self._pool = concurrent.futures.ProcessPoolExecutor(self.parallel, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def storage(self, journal: str) -> Any:  # noqa: ANN401
+        return _journal(journal)
+
+    def describe(self) -> str:
+        return f"{self.parallel} trials at once in separate processes, {self.trial_engine.threads} kernel threads each"
+
+    def submit(self, fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> None:
+        assert self._pool is not None
+        self._running.add(self._pool.submit(_guarded, fn, spec))
+
+    def finished(self) -> Iterator[TrialOutcome]:
+        done, self._running = concurrent.futures.wait(self._running, return_when=concurrent.futures.FIRST_COMPLETED)
+        return (f.result() for f in done)
+
+
+class _Dask:
+    """Trials as Dask tasks (small data: a whole trial per worker thread) or one after another on the
+    cluster's block tasks (large data)."""
+    by_journal = False
+
+    def __init__(self, engine: EngineConfig, parallel: int, n_ratings: int) -> None:
+        self.engine, self.on_workers, self._parallel = engine, n_ratings <= TRIALS_ON_WORKERS_MAX, parallel
+        self.shares_study = True
+        self._executor: Any = None
+        self._running: Any = None
+
+    def __enter__(self) -> _Dask:
+        from distributed import as_completed
+
+        from recsys_dist.executors import make_executor
+
+        self._executor = make_executor(self.engine).__enter__()  # connects, checks versions and threading layers
+        client = self._executor.client
+        slots = sum(w["nthreads"] for w in client.scheduler_info().get("workers", {}).values()) or 1
+        self.parallel = (self._parallel or slots) if self.on_workers else 1
+        self.trial_engine = EngineConfig(name="inprocess", threads=1) if self.on_workers else self.engine
+        self._running = as_completed() if self.on_workers else []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._executor.__exit__(*exc)
+
+    def storage(self, journal: str) -> Any:  # noqa: ANN401
+        if not self.on_workers:
+            return _journal(journal)
+        from optuna_integration import DaskStorage
+
+        # the journal-backed storage lives on the scheduler: every trial task reports and prunes through it
+        return DaskStorage(_journal(os.path.abspath(journal)), client=self._executor.client)
+
+    def describe(self) -> str:
+        if self.on_workers:
+            return f"{self.parallel} trials at once on the Dask workers, one whole trial per worker thread"
+        return "trials one after another, each training on the Dask cluster's block tasks (large data)"
+
+    def submit(self, fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> None:
+        if self.on_workers:
+            self._running.add(self._executor.client.submit(_guarded, fn, spec, pure=False))
+        else:
+            self._running.append(_guarded(fn, spec))
+
+    def finished(self) -> Iterator[TrialOutcome]:
+        if self.on_workers:
+            return iter([next(self._running).result()])
+        done, self._running = self._running, []
+        return iter(done)
+
+
+def _guarded(fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> TrialOutcome:
+    """A trial whose training diverged fails alone; bad data or configuration stops the search."""
+    try:
+        return fn(spec)
+    except FitError as exc:
+        return TrialOutcome(spec.number, float("nan"), False, [], str(exc))
+
+
+def _journal(path: str) -> Any:  # noqa: ANN401
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(path))
+
+
+def _show(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('model.')}={v:.4g}" if isinstance(v, float) else f"{k.removeprefix('model.')}={v}"
+                     for k, v in params.items())
+
+
+def _plain(value: Any) -> Any:  # noqa: ANN401 - numpy scalars to Python ones
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _toml_value(value: Any) -> str:  # noqa: ANN401
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
