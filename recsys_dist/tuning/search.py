@@ -97,7 +97,8 @@ def tune_job(cfg: JobConfig, space_mapping: dict[str, Any] | None = None) -> dic
                  runner.describe())
         _run(study, space, runner, total - done, lambda trial, params: TrialSpec(
             trial.number, trial._trial_id, params, base, folds, t.metric, t.relevance, runner.trial_engine,
-            study if runner.shares_study else None, journal if runner.by_journal else "", study.pruner))
+            study if runner.shares_study else None, journal if runner.by_journal else "", study.pruner,
+            t.pruner == "median"))
         trials = study.get_trials(deepcopy=False)
     seconds = time.perf_counter() - started
     table = results_table(trials)
@@ -146,8 +147,8 @@ def _run(study: Any, space: SearchSpace, runner: Any, remaining: int,  # noqa: A
                 log.warning("trial %d (%s) failed: %s", outcome.number, _show(trial.params), outcome.error)
             elif outcome.pruned:
                 study.tell(trial, state=TrialState.PRUNED)
-                log.info("trial %d (%s): pruned at iteration %d (%.4f)", outcome.number, _show(trial.params),
-                         outcome.rows[-1]["iterations"], outcome.value)
+                log.info("trial %d (%s): pruned in fold %s after %d iterations (%.4f)", outcome.number,
+                         _show(trial.params), outcome.rows[-1]["fold"], outcome.rows[-1]["iterations"], outcome.value)
             else:
                 study.tell(trial, outcome.value)
                 seconds = sum(r["seconds"] for r in outcome.rows)
@@ -193,14 +194,14 @@ def _sampler(search: str, space: SearchSpace, seed: int) -> Any:  # noqa: ANN401
     import optuna
 
     if search == "grid":
-        return _Grid(space.grid(), seed=seed)
+        return _grid_sampler(space.grid(), seed)
     if search == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar: trials running in parallel count as already bad, so they are not all sent to one spot
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
 
-def _grid_class() -> type:
+def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:  # noqa: ANN401
     import optuna
 
     class Grid(optuna.samplers.GridSampler):
@@ -210,11 +211,7 @@ def _grid_class() -> type:
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:  # noqa: ANN401
             pass
 
-    return Grid
-
-
-def _Grid(grid: dict[str, list[Any]], seed: int) -> Any:  # noqa: ANN401, N802 - builds the class above
-    return _grid_class()(grid, seed=seed)
+    return Grid(grid, seed=seed)
 
 
 def _pruner(name: str, space: SearchSpace, base: dict[str, Any], parallel: int) -> Any:  # noqa: ANN401

@@ -35,6 +35,7 @@ class TrialSpec:
     study: Any = None          # an optuna.Study whose storage this process can reach; None: never pruned
     journal: str = ""          # or the journal file to open it from (pool processes)
     pruner: Any = None         # the study's pruner, for a study opened from the journal
+    prune_folds: bool = False  # also prune between folds (median pruner: steps need not be iterations)
 
 
 @dataclass
@@ -44,6 +45,9 @@ class TrialOutcome:
     pruned: bool
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+
+
+FOLD_STEPS = 1_000_000  # report steps of the between-fold means, past any iteration count
 
 
 class _Pruned(Exception):
@@ -77,7 +81,8 @@ def _quiet_training() -> Iterator[None]:
 
 
 def _folds(spec: TrialSpec, trial: Any, model_cfg: Any) -> TrialOutcome:  # noqa: ANN401
-    """Each fold in turn; the first one watched by the pruner when there is a study."""
+    """Each fold in turn: the first one's iterations watched by the pruner when there is a study, and
+    with ``prune_folds`` the running mean after each later fold."""
     rating_model = model_cfg.kind not in RANKING_KINDS
     rows: list[dict[str, Any]] = []
     for f, fold in enumerate(spec.folds):
@@ -102,6 +107,14 @@ def _folds(spec: TrialSpec, trial: Any, model_cfg: Any) -> TrialOutcome:  # noqa
         metrics = validator.all_metrics(result.model, rating_model)
         rows.append({**_row(spec, fold, started), **metrics, spec.metric: validator(result.model),
                      "iterations": len(result.history), "pruned": False})
+        if trial is not None and spec.prune_folds and 0 < f < len(spec.folds) - 1:
+            # the mean over the folds so far, at a step of its own: a trial worse than the median of the
+            # others after the same number of folds stops before the next fold
+            so_far = float(np.mean([r[spec.metric] for r in rows]))
+            trial.report(so_far, FOLD_STEPS + f)
+            if trial.should_prune():
+                rows[-1]["pruned"] = True
+                return TrialOutcome(spec.number, so_far, True, rows)
     return TrialOutcome(spec.number, float(np.mean([r[spec.metric] for r in rows])), False, rows)
 
 
