@@ -86,6 +86,7 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     users, items, rating = np.concatenate(users), np.concatenate(items), np.concatenate(rating)
     # cold = no training rating, not "not in the id map": split parts keep the parent's maps, so a
     # test-only user has an index (and a zero row) in the model; -1 marks both kinds of unknown
+    mapped_items = items.copy()  # genre_als predicts an unrated item from its own (genre) row
     for idx, counts in ((users, model.user_counts_), (items, model.item_counts_)):
         if counts is not None:
             idx[(idx >= 0) & (counts[np.maximum(idx, 0)] == 0)] = -1
@@ -93,7 +94,8 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     scored = ~cold if cfg.cold == "exclude" else np.ones(len(rating), bool)
     result: dict[str, Any] = {"kind": model.kind}
     if model.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
-        result.update(rating_metrics(model.predict_idx(users[scored], items[scored]), rating[scored]))
+        predicted_items = mapped_items if model.predicts_unrated_items else items
+        result.update(rating_metrics(model.predict_idx(users[scored], predicted_items[scored]), rating[scored]))
     raw_users, raw_items = np.concatenate(raw_users), np.concatenate(raw_items)
     result.update(model=str(cfg.model), data=" ".join(map(str, cfg.data)), cold_policy=cfg.cold,
                   cold_ratings=int(cold.sum()), unknown_users=int(len(pd.unique(raw_users[users < 0]))),

@@ -60,8 +60,9 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
     "split": [
         ("--data", "split.data", str, "dataset directory"),
         ("--out", "split.out", str, "split directory (train/, test/, cold/)"),
-        ("--method", "split.method", str, "random, temporal, last-k, kfold, folds or predefined"),
-        ("--test-fraction", "split.test_fraction", float, "random/temporal: share of ratings in test"),
+        ("--method", "split.method", str, "random, temporal, last-k, kfold, folds, predefined, cold-items or cold-users"),
+        ("--test-fraction", "split.test_fraction", float, "random/temporal/cold-*: share of (the other) ratings in test"),
+        ("--fraction", "split.fraction", float, "cold-items/cold-users: share of items (users) held out whole"),
         ("--seed", "split.seed", int, "random/kfold seed"),
         ("--cutoff", "split.cutoff", str, "temporal: epoch seconds or ISO date of the first test rating"),
         ("--k", "split.k", int, "last-k: ratings held out per user"),

@@ -26,7 +26,7 @@ __all__ = ["EvaluateConfig", "FilterConfig", "FoldInConfig", "JobConfig", "Recom
 SHAPES = ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "custom")
 INGEST_FORMATS = ("auto", "ml-100k", "ml-1m", "ml-10m", "ml-csv", "csv", "parquet")
 SYNTH_FORMATS = ("dataset", "ml-100k", "ml-1m", "ml-csv")
-SPLIT_METHODS = ("random", "temporal", "last-k", "kfold", "folds", "predefined")
+SPLIT_METHODS = ("random", "temporal", "last-k", "kfold", "folds", "predefined", "cold-items", "cold-users")
 OFFICIAL_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
 
@@ -120,6 +120,9 @@ class SplitConfig:
     """temporal: ratings at or after this time (epoch seconds or ISO date) are test."""
     k: int = 1
     """last-k: each user's k latest ratings are test."""
+    fraction: float = 0.1
+    """cold-items / cold-users: share of the items (users) all of whose ratings are held out (the cold
+    part); ``test_fraction`` of the other ratings are held out too (the warm test part)."""
     n_folds: int = 5
     fold: str = "0"
     """kfold: fold number 0..n_folds-1; folds: u1..u5, ua or ub."""
@@ -133,6 +136,8 @@ class SplitConfig:
         _choice("split.method", self.method, SPLIT_METHODS)
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"split.test_fraction: must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 < self.fraction < 1.0:
+            raise ConfigError(f"split.fraction: must be in (0, 1), got {self.fraction}")
         _at_least("split.k", self.k, 1)
         _at_least("split.n_folds", self.n_folds, 2)
         if self.method == "kfold":
@@ -156,7 +161,7 @@ class RunConfig:
             raise ConfigError("run.out: must name a directory")
 
 
-MODEL_KINDS = ("als", "bias", "mean", "implicit_als", "bpr", "popular")
+MODEL_KINDS = ("als", "bias", "mean", "implicit_als", "bpr", "popular", "genre_als")
 RANKING_KINDS = ("implicit_als", "bpr", "popular")  # scores rank items; they are not ratings
 CG_FROM_RANK = 32
 ENGINES = ("inprocess", "shm", "dask")
@@ -185,6 +190,10 @@ class ModelConfig:
     from the mean (its bias and factors) is multiplied by n_i / (n_i + rank_damping), n_i its
     training ratings: a Bayesian shrinkage toward the mean, so top-K lists are not led by items
     with one or two five-star ratings. Predicted ratings (and RMSE) are unaffected; 0 turns it off."""
+    genre_reg: float = 10.0
+    """genre_als: each item's factors are pulled towards the mean embedding of its genres (an item without
+    ratings gets exactly that); the embedding of a genre is regularised like this many items of average
+    popularity."""
     reg_mode: str = "weighted"
     """``weighted``: lambda * n per row (n its ratings, or interactions; Spark MLlib); ``plain``: lambda."""
     n_iter: int = 10
@@ -237,11 +246,13 @@ class ModelConfig:
         _at_least("model.rank", self.rank, 1)
         _at_least("model.n_iter", self.n_iter, 1)
         _at_least("model.strata", self.strata, 1)
-        for key in ("reg", "bias_reg", "rank_damping", "tol", "alpha", "learning_rate", "lr_decay"):
+        for key in ("reg", "bias_reg", "rank_damping", "tol", "alpha", "learning_rate", "lr_decay", "genre_reg"):
             value = getattr(self, key)
             if not value >= 0:
                 raise ConfigError(f"model.{key}: must be >= 0, got {value}")
-        if self.kind in ("als", "implicit_als") and self.reg_mode == "plain" and self.reg == 0:
+        if self.kind == "genre_als" and self.genre_reg <= 0:
+            raise ConfigError(f"model.genre_reg: genre_als needs genre_reg > 0, got {self.genre_reg}")
+        if self.kind in ("als", "implicit_als", "genre_als") and self.reg_mode == "plain" and self.reg == 0:
             raise ConfigError("model.reg: plain regularization needs reg > 0 so every system is solvable")
         if self.kind == "implicit_als" and self.alpha == 0 and self.confidence == "alpha*r":
             raise ConfigError("model.alpha: with confidence alpha*r, alpha must be > 0")

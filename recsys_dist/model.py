@@ -89,9 +89,15 @@ class ALSModel:
         return out
 
     @property
+    def predicts_unrated_items(self) -> bool:
+        """Whether an item without training ratings has a row of its own (genre_als: its genres'
+        embedding) rather than falling back to the biases."""
+        return self.kind == "genre_als"
+
+    @property
     def clips(self) -> bool:
         """Whether predictions are clipped to the rating scale: rating kinds, unless model.clip is false."""
-        return (self.kind in ("als", "bias", "mean") and self.rating_scale_ is not None
+        return (self.kind in ("als", "bias", "mean", "genre_als") and self.rating_scale_ is not None
                 and bool(self.config.get("model", {}).get("clip", True)))
 
     def user_index(self, user_ids: np.ndarray) -> np.ndarray:

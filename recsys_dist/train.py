@@ -126,7 +126,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         return TrainResult(ALSModel(model_cfg.kind, mu, user, item, user_ids, item_ids, config,
                                     *train.rating_counts(), train.rating_scale[:2]), [], "none", time.perf_counter() - started)
     test = Dataset.open(train_cfg.test).read_all() if train_cfg.test and not ranking else None
-    steps = steps_for(model_cfg, mu)
+    steps = steps_for(model_cfg, mu, train)
     rank = steps.rank
     with make_executor(engine_cfg) as ex:
         log.info("engine: %s", ex.describe())
@@ -183,6 +183,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             if _converged(history, model_cfg.tol):
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
+        config.update(getattr(steps, "model_extras", dict)())  # what a kind learns beside the matrices
         model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2])
         # the blocks already counted each row's ratings; read the data again only for a side not loaded (bpr)
         if set(counts) >= {"user", "item"}:

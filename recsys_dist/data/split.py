@@ -58,6 +58,10 @@ def _rule(cfg: SplitConfig, ds: Dataset) -> Callable[[Ratings], np.ndarray]:
         return lambda r: methods.temporal(r, cutoff)
     if cfg.method == "last-k":
         return lambda r: methods.last_k(r, cfg.k)
+    if cfg.method in ("cold-items", "cold-users"):
+        users = cfg.method == "cold-users"
+        chosen = methods.chosen_rows(ds.n_users if users else ds.n_items, cfg.fraction, cfg.seed, 1 + users)
+        return lambda r: methods.cold_holdout(r, chosen, users, cfg.test_fraction, cfg.seed)
     return lambda r: methods.kfold(r, cfg.n_folds, int(cfg.fold), cfg.seed)
 
 
@@ -126,5 +130,6 @@ def _meta(cfg: SplitConfig, ds: Dataset) -> dict[str, Any]:
 
 def _settings(cfg: SplitConfig) -> dict[str, Any]:
     keys = {"random": ("test_fraction", "seed"), "temporal": ("cutoff", "test_fraction"), "last-k": ("k",),
-            "kfold": ("n_folds", "fold", "seed"), "folds": ("fold", "archive"), "predefined": ("train_file", "test_file")}
+            "kfold": ("n_folds", "fold", "seed"), "folds": ("fold", "archive"), "predefined": ("train_file", "test_file"),
+            "cold-items": ("fraction", "test_fraction", "seed"), "cold-users": ("fraction", "test_fraction", "seed")}
     return {k: getattr(cfg, k) for k in keys[cfg.method]}

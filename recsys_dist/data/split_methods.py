@@ -27,6 +27,23 @@ def uniform(seed: int, user: np.ndarray, item: np.ndarray) -> np.ndarray:
     return (pair_hash(seed, user, item) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def chosen_rows(n: int, fraction: float, seed: int, stream: int) -> np.ndarray:
+    """bool[n]: round(fraction * n) rows (at least one) picked by a seeded hash of the row index, the same
+    for every block and partitioning."""
+    keys = np.arange(n, dtype=np.uint64) ^ mix64(np.array([seed * 1_000_003 + stream], np.uint64))[0]
+    order = np.argsort(mix64(keys), kind="stable")
+    chosen = np.zeros(n, bool)
+    chosen[order[:max(1, int(round(fraction * n)))]] = True
+    return chosen
+
+
+def cold_holdout(r: Ratings, chosen: np.ndarray, users: bool, fraction: float, seed: int) -> np.ndarray:
+    """Every rating of the chosen items (users) and a random ``fraction`` of the others: the chosen ones
+    become cold (no training rating), the others leave warm test ratings to compare with."""
+    side = r.user_idx if users else r.item_idx
+    return chosen[side] | random_holdout(r, fraction, seed)
+
+
 def random_holdout(r: Ratings, fraction: float, seed: int) -> np.ndarray:
     return uniform(seed, r.user_idx, r.item_idx) < fraction
 
