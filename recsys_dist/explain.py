@@ -76,7 +76,7 @@ def _terms(kind: str, item_matrix: np.ndarray, rated: np.ndarray, ratings: np.nd
     k = item_matrix.shape[1] - 1
     weighted = settings.get("reg_mode", "weighted") == "weighted"
     reg = float(settings.get("reg", 0.1))
-    if kind == "als":
+    if kind in ("als", "genre_als"):  # genre_als's user solve is explicit ALS's
         return _explicit_terms(item_matrix, rated, ratings, mu, reg, float(settings.get("bias_reg", 0.1)), weighted)
     if kind == "implicit_als":
         return _implicit_terms(item_matrix, rated, ratings, reg, weighted, settings)

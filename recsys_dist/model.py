@@ -45,12 +45,16 @@ class ALSModel:
 
     def ranking_item_matrix(self) -> np.ndarray:
         """The item matrix top-K ranks with: for rating models, each item row (bias and factors) shrunk
-        by n_i / (n_i + model.rank_damping) toward the mean (see ModelConfig.rank_damping); else as is."""
+        by n_i / (n_i + model.rank_damping) toward the mean (see ModelConfig.rank_damping), but genre_als's
+        unrated items, whose rows are already their genres' prior; else as is."""
         damping = float(self.config.get("model", {}).get("rank_damping", 0.0))
-        if self.kind not in ("als", "bias") or damping <= 0 or self.item_counts_ is None:
+        if self.kind not in ("als", "bias", "genre_als") or damping <= 0 or self.item_counts_ is None:
             return self.item_matrix_
         n = self.item_counts_.astype(np.float64)
-        return (self.item_matrix_ * (n / (n + damping))[:, None]).astype(np.float32)
+        shrink = n / (n + damping)
+        if self.kind == "genre_als":  # an unrated item's row is already its prior (its genres' embedding)
+            shrink[n == 0] = 1.0
+        return (self.item_matrix_ * shrink[:, None]).astype(np.float32)
 
     def __repr__(self) -> str:  # one line: never the matrices
         return (f"ALSModel(kind={self.kind!r}, n_users={len(self.user_ids_)}, n_items={len(self.item_ids_)}, "
@@ -177,7 +181,8 @@ class ALSModel:
         known = items >= 0
         users, rows = np.unique(user_ids[known], return_inverse=True)
         settings = self.config.get("model", {})
-        weighted = self.kind == "als" and settings.get("reg_mode", "weighted") == "weighted"
+        # genre_als's user side is explicit ALS's
+        weighted = self.kind in ("als", "genre_als") and settings.get("reg_mode", "weighted") == "weighted"
         if self.kind in ("mean", "popular"):  # user rows play no part in these scores
             solved = np.zeros((len(users), self.user_matrix_.shape[1]), np.float32)
         elif self.kind == "implicit_als":

@@ -117,3 +117,30 @@ def test_genre_als_on_a_real_ml100k_cold_item_split(ml100k_dataset, tmp_path):
     genre_mean = rmse(predicted, cold.rating)
     assert score["genre_als"]["cold"] < min(score["bias"]["cold"], genre_mean), (score, genre_mean)
     assert score["genre_als"]["warm"] <= score["als"]["warm"] + 0.002, score
+
+
+def test_genre_als_score_recommends_unrated_items_by_their_genres_and_explains_users(reference, cold_items_split,
+                                                                                     tmp_path):
+    import pandas as pd
+
+    from recsys_dist.checkpoint import save_model
+    from recsys_dist.data.recommendations import read_recommendations
+
+    model = reference.model
+    save_model(model, str(tmp_path / "m"))
+    unrated = model.item_ids_[model.item_counts_ == 0]
+    (tmp_path / "allow.txt").write_text("\n".join(map(str, unrated)) + "\n")
+    proc = run_cli("score", "--model", str(tmp_path / "m"), "--k", "3", "--allow", str(tmp_path / "allow.txt"),
+                   "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    recs = read_recommendations(str(tmp_path / "s"))
+    assert len(recs) == 3 * len(model.user_ids_) and recs["item_id"].isin(unrated).all()
+    user = recs[recs["user_id"] == recs["user_id"].iloc[0]]
+    u = model.user_index(np.array([user["user_id"].iloc[0]]))
+    rows = model.item_matrix_[model.item_index(unrated)].astype(np.float64)  # raw scores: ranking never clips
+    expected = rows[:, :-1] @ model.user_matrix_[u[0], :-1] + rows[:, -1]
+    best = pd.Series(expected, index=unrated).sort_values(ascending=False)  # items of the same genres tie
+    assert (best[user["item_id"]] >= best.iloc[2] - 1e-6).all(), (best.head(5), user)
+    # the user side is explicit ALS's: explanations and fold-in work as for als
+    assert run_cli("recommend", "--model", str(tmp_path / "m"), "--user", str(user["user_id"].iloc[0]),
+                   "--explain", "2").returncode == 0
