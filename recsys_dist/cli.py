@@ -228,7 +228,9 @@ def _run_recommend(cfg: JobConfig) -> None:
             _result(f"       because you rated {_titled(liked)}")
         if low:
             _result(f"       {'and ' if liked else ''}unlike what you rated low: {_titled(low)}")
-        if not item["because"] and r.get("explanation"):  # the model explains, but no rated item raises this one
+        if item.get("liked_genre"):
+            _result(f"       because you like {item['liked_genre']}")
+        elif not item["because"] and r.get("explanation"):  # the model explains, but no rated item raises this one
             _result("       no rated item pulls toward this")
 
 

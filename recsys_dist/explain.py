@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-EXPLAINED_KINDS = ("als", "implicit_als")  # contributions sum to the score minus the biases
+EXPLAINED_KINDS = ("als", "genre_als", "implicit_als")  # contributions sum to the score minus the biases
 
 
 def contributions(kind: str, item_matrix: np.ndarray, query_rows: np.ndarray, rated: np.ndarray,
@@ -120,3 +120,15 @@ def _implicit_terms(item_matrix, rated, ratings, reg, weighted, settings):  # no
     system = factors.T @ factors + (y.T * (c - 1.0)) @ y + lam * np.eye(k)
     basis[:, interaction] = np.linalg.solve(system, y.T)
     return basis, targets
+
+
+def liked_genre(user_row: np.ndarray, embedding: dict[str, list[float]], item_genres: Any) -> str | None:  # noqa: ANN401
+    """genre_als: of an item's genres, the one whose embedding the user's factors like best, when the
+    user likes it at all (a positive dot product): "because you like Sci-Fi"."""
+    best, best_value = None, 0.0
+    for genre in (item_genres if item_genres is not None else []):
+        if genre in embedding:
+            value = float(np.dot(user_row[:-1].astype(np.float64), np.asarray(embedding[genre][:-1])))
+            if value > best_value:
+                best, best_value = genre, value
+    return best

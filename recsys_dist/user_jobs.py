@@ -16,7 +16,7 @@ from recsys_dist.data.extended import write_extended
 from recsys_dist.data.ingest import read_raw_ratings
 from recsys_dist.data.item_filters import item_mask
 from recsys_dist.errors import DataError
-from recsys_dist.explain import EXPLAINED_KINDS, contributions, strongest
+from recsys_dist.explain import EXPLAINED_KINDS, contributions, liked_genre, strongest
 from recsys_dist.model import ALSModel
 from recsys_dist.recommend import top_k
 
@@ -67,7 +67,10 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),
         if mine.any():  # the folded-in ratings replace the user's training ratings
             items = model.item_index(raw.item[mine])
             rated, ratings = items[items >= 0], np.asarray(raw.rating[mine], np.float64)[items >= 0]
-    titles = train.read_items()["title"].to_numpy(dtype=object)
+    items_table = train.read_items()
+    titles = items_table["title"].to_numpy(dtype=object)
+    item_genres = items_table["genres"].to_numpy(dtype=object)
+    embedding = model.config.get("genre_embedding")
     allowed = item_mask(train, model.item_ids_, rules)
     index = model.user_index(np.array([user]))[0]
     cold = bool(model.is_cold(np.array([index]))[0])
@@ -102,12 +105,15 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),
         rest = None
         if model.kind in EXPLAINED_KINDS:  # the stored row's share that no rated item accounts for
             rest = float(model.user_matrix_[index, :-1].astype(np.float64) @ query[rank] - contrib[rank].sum())
+        genre = liked_genre(model.user_matrix_[index], embedding, item_genres[item]) if embedding and cfg.explain else None
         result["items"].append({"rank": rank + 1, "item_id": _plain(model.item_ids_[item]), "title": titles[item],
-                                "score": float(score), "because": because, "rest": rest})
+                                "score": float(score), "because": because, "rest": rest, "liked_genre": genre})
     return result
 
 
 _EXPLANATIONS = {"als": "each rated item's contribution to the score through the user's solve",
+                 "genre_als": "each rated item's contribution through the user's solve, and the item's genre the "
+                              "user's factors like best",
                  "implicit_als": "each rated item's contribution to the score through the user's solve",
                  "bpr": "the item-factor dot product with each item the user rated at or above model.threshold"}
 

@@ -142,5 +142,6 @@ def test_genre_als_score_recommends_unrated_items_by_their_genres_and_explains_u
     best = pd.Series(expected, index=unrated).sort_values(ascending=False)  # items of the same genres tie
     assert (best[user["item_id"]] >= best.iloc[2] - 1e-6).all(), (best.head(5), user)
     # the user side is explicit ALS's: explanations and fold-in work as for als
-    assert run_cli("recommend", "--model", str(tmp_path / "m"), "--user", str(user["user_id"].iloc[0]),
-                   "--explain", "2").returncode == 0
+    shown = run_cli("recommend", "--model", str(tmp_path / "m"), "--user", str(user["user_id"].iloc[0]),
+                    "--explain", "2", "--allow", str(tmp_path / "allow.txt"))
+    assert shown.returncode == 0 and "because you like " in shown.stdout, shown.stdout + shown.stderr
