@@ -28,7 +28,7 @@ from recsys_dist.config import RANKING_KINDS, EngineConfig, ModelConfig, TrainCo
 from recsys_dist.data.blocks import load_item_block, load_user_block
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.errors import CheckpointError, DataError, FitError
-from recsys_dist.evaluate import rating_metrics
+from recsys_dist.evaluate import calibration, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
 from recsys_dist.models import steps_for
@@ -229,5 +229,10 @@ def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind:
 
 
 def evaluate_on(model: ALSModel, ratings: Ratings) -> dict[str, float | int]:
-    """RMSE and MAE of ``model`` on ratings indexed like its training data."""
-    return rating_metrics(model.predict_idx(ratings.user_idx, ratings.item_idx), ratings.rating)
+    """RMSE and MAE of ``model`` on ratings indexed like its training data (bpmf: and its calibration)."""
+    predicted = model.predict_idx(ratings.user_idx, ratings.item_idx)
+    metrics = rating_metrics(predicted, ratings.rating)
+    if model.posterior is not None:
+        metrics["calibration"] = calibration(predicted, model.predict_std_idx(ratings.user_idx, ratings.item_idx),
+                                             ratings.rating)
+    return metrics
