@@ -165,6 +165,14 @@ class ALSModel:
         return top_k(np.zeros((1, item_matrix.shape[1]), np.float32), item_matrix, mu, np.full(n, -1), k,
                      exclude, allowed)
 
+    def similarity_matrix(self) -> np.ndarray:
+        """The item matrix whose factor columns similar-items compares: bpmf's side-by-side sample factors
+        without its bias-sample columns (see models/bpmf.py), else the item matrix itself."""
+        if self.posterior is None:
+            return self.item_matrix_
+        width = int(self.posterior["samples"]) * int(self.posterior["rank"])
+        return np.ascontiguousarray(np.hstack([self.item_matrix_[:, :width], self.item_matrix_[:, -1:]]))
+
     def similar_items(self, item_ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The k items most similar to each item id (cosine of factors), itself excluded."""
         idx = self.item_index(item_ids)
@@ -172,11 +180,7 @@ class ALSModel:
             missing = np.asarray(item_ids)[np.flatnonzero(idx < 0)[0]]
             missing = missing.item() if isinstance(missing, np.generic) else missing
             raise DataError(f"unknown item id {missing!r}: it has no factors in this model")
-        matrix = self.item_matrix_
-        if self.posterior is not None:  # cosine of the side-by-side sample factors, not of the bias samples
-            width = int(self.posterior["samples"]) * int(self.posterior["rank"])
-            matrix = np.ascontiguousarray(np.hstack([matrix[:, :width], matrix[:, -1:]]))
-        found, scores = similar(matrix, idx, k)
+        found, scores = similar(self.similarity_matrix(), idx, k)
         return self._item_ids_of(found), scores
 
     def fold_in(self, user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray) -> ALSModel:

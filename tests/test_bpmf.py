@@ -107,6 +107,9 @@ def test_bpmf_evaluate_reports_calibration_and_score_writes_std(small_split, ref
     scores = read_recommendations(str(tmp_path / "scores"))
     assert len(scores) == 5 * len(reference_chain.user_ids_)
     assert (scores["std"] > 0).all() and np.isfinite(scores["std"]).all()
+    # similar-items compares the sample factors only, never the bias-sample columns
+    post = reference_chain.posterior
+    assert reference_chain.similarity_matrix().shape[1] == post["samples"] * post["rank"] + 1
 
 
 @pytest.mark.parametrize("model, key", [
