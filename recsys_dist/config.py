@@ -165,7 +165,7 @@ CONFIDENCES = ("1+alpha*r", "alpha*r")
 # Defaults that differ by model kind, applied to the keys a configuration leaves out: BPR's reg is the
 # weight decay of every SGD step, where ALS's 0.1 would shrink the factors to nothing.
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {"bpr": {"reg": 0.01, "bias_reg": 0.01, "n_iter": 20},
-                                            "bpmf": {"n_iter": 60}}
+                                            "bpmf": {"n_iter": 200}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +216,11 @@ class ModelConfig:
     """bpr: the step size is multiplied by this after every epoch."""
     negatives: str = "uniform"
     """bpr: negative items drawn ``uniform``ly or by ``popularity`` (weight n_i^0.75), never a positive of the user."""
-    burn_in: int = 10
-    """bpmf: sweeps discarded before samples are kept (must be < n_iter)."""
+    burn_in: int = 50
+    """bpmf: sweeps discarded before samples are kept (must be < n_iter; bpmf's n_iter defaults to 200)."""
     noise_precision: float = 2.0
     """bpmf: precision beta of the rating noise N(0, 1/beta); with ``sample_noise`` the first sweep's value."""
-    sample_noise: bool = False
+    sample_noise: bool = True
     """bpmf: draw beta every sweep from its Gamma(1 + N/2, 1 + SSE/2) conditional instead of fixing it."""
     strata: int = 8
     """bpr: user blocks = item strata of the stratified SGD (parallel tasks per sub-epoch). The model

@@ -228,7 +228,7 @@ class BPMF(Recommender):
     samples, with a predictive standard deviation per prediction (``predict_std``)."""
 
     kind = "bpmf"
-    defaults = {"rank": 10, "n_iter": 200, "burn_in": 20}
+    defaults = {"rank": 10, "n_iter": 200, "burn_in": 50}
 
     def predict_std(self, user_ids: Any, item_ids: Any) -> np.ndarray:
         """The predictive standard deviation of each (user, item) pair's rating (``predict`` is its mean)."""

@@ -15,7 +15,8 @@ keyed by (seed, sweep, side[, row]) -- counter-based -- so the chain is the same
 for any block count, and a resumed chain continues the uninterrupted one.
 
 After ``burn_in`` sweeps each sweep's (user, item) matrices are kept; the prediction is the average
-over the S kept samples. The fitted model stores them in the ordinary two-matrix layout so every job
+over the S kept samples (rows without training ratings, drawn from the prior, are left out: zero rows,
+so a cold user or item falls back to the biases as with every other kind). The fitted model stores them in the ordinary two-matrix layout so every job
 (predict, evaluate, score, recommend) runs unchanged -- ``posterior_matrices`` below.
 """
 
@@ -155,6 +156,9 @@ class BPMFSteps:
         if not self.betas:
             return None
         user, item = posterior_matrices(np.stack(self.kept["user"]), np.stack(self.kept["item"]))
+        # rows without ratings hold prior draws: zero them, so they fall back to the biases as in every kind
+        user[self.counts["user"] == 0] = 0.0
+        item[self.counts["item"] == 0] = 0.0
         noise_variance = float(np.mean(1.0 / np.asarray(self.betas)))
         return user, item, {"samples": len(self.betas), "rank": self.rank, "noise_variance": noise_variance}
 
