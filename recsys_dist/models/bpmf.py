@@ -70,8 +70,7 @@ def draw_hyper(rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     beta0, nu0 = 2.0, float(dim)
     x = rows.astype(np.float64)
     mean = x.mean(axis=0) if n else np.zeros(dim)
-    centred = x - mean
-    scatter = centred.T @ centred  # N S
+    scatter = x.T @ x - n * np.outer(mean, mean)  # N S, without an [N, K] centred copy (half the time)
     w_inv = np.eye(dim) + scatter + (beta0 * n / (beta0 + n)) * np.outer(mean, mean)
     w = np.linalg.inv(w_inv)
     w = (w + w.T) / 2
