@@ -94,10 +94,15 @@ def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, in
                        "shrink the per-task part")
 
 
+BPMF_ONLY = ("burn_in", "noise_precision", "sample_noise")  # not in other kinds' fingerprints: their checkpoints
+#                                                             from before bpmf existed still resume
+
+
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     """What a checkpoint must match to be resumed: the training data and the model settings."""
     # clip changes only how predictions are served
-    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ("n_iter", "tol", "clip")}
+    ignored = ("n_iter", "tol", "clip") + (() if model_cfg.kind == "bpmf" else BPMF_ONLY)
+    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ignored}
     text = json.dumps([train.manifest["files"], settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -130,3 +130,13 @@ def test_bpmf_refuses_fold_in_and_als_has_no_predictive_std(reference_chain, sma
     als = fit(TrainConfig(train=str(small_split / "train")), ModelConfig(rank=2, n_iter=1), EngineConfig()).model
     with pytest.raises(DataError, match="no predictive distribution"):
         als.predict_std_idx(np.array([0]), np.array([0]))
+
+
+def test_bpmf_keys_leave_other_kinds_checkpoints_resumable(small_split):
+    from recsys_dist.data.dataset import Dataset
+    from recsys_dist.train import fingerprint
+
+    train = Dataset.open(str(small_split / "train"))
+    als = ModelConfig(rank=4)
+    assert fingerprint(train, als) == fingerprint(train, dataclasses.replace(als, burn_in=3, sample_noise=False))
+    assert fingerprint(train, CHAIN) != fingerprint(train, dataclasses.replace(CHAIN, burn_in=1))
