@@ -22,7 +22,7 @@ from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.item_filters import item_mask
 from recsys_dist.data.recommendations import RecommendationWriter, read_ids
 from recsys_dist.errors import DataError
-from recsys_dist.evaluate import ranking_metrics, rating_metrics
+from recsys_dist.evaluate import calibration, ranking_metrics, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
 from recsys_dist.recommend import rank_block, score_block
@@ -95,7 +95,11 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     result: dict[str, Any] = {"kind": model.kind}
     if model.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
         predicted_items = mapped_items if model.predicts_unrated_items else items
-        result.update(rating_metrics(model.predict_idx(users[scored], predicted_items[scored]), rating[scored]))
+        predicted = model.predict_idx(users[scored], predicted_items[scored])
+        result.update(rating_metrics(predicted, rating[scored]))
+        if model.posterior is not None:  # bpmf: how often the truth is inside the predictive intervals
+            result["calibration"] = calibration(predicted, model.predict_std_idx(users[scored], items[scored]),
+                                                rating[scored])
     raw_users, raw_items = np.concatenate(raw_users), np.concatenate(raw_items)
     result.update(model=str(cfg.model), data=" ".join(map(str, cfg.data)), cold_policy=cfg.cold,
                   cold_ratings=int(cold.sum()), unknown_users=int(len(pd.unique(raw_users[users < 0]))),
@@ -172,13 +176,16 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
                 continue
             filled = items >= 0
             rows = np.nonzero(filled)
-            writer.write_block(block, pd.DataFrame({
+            frame = pd.DataFrame({
                 "user_id": np.asarray(user_ids)[rows[0]],
                 "rank": (rows[1] + 1).astype(np.int16),
                 "item_id": model.item_ids_[items[filled]],
                 "score": scores[filled],
                 "title": titles[items[filled]],
-            }))
+            })
+            if model.posterior is not None:  # bpmf: the predictive standard deviation of each listed rating
+                frame["std"] = model.predict_std_idx(model.user_index(frame["user_id"].to_numpy()), items[filled])
+            writer.write_block(block, frame)
         n_users = int(sum(len(b[0]) for b in blocks))
         return writer.publish({"model": str(cfg.model), "k": cfg.k, "users": n_users,
                                "cold_users": int(len(cold)), "unknown_users": unknown})

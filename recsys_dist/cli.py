@@ -191,6 +191,10 @@ def _run_evaluate(cfg: JobConfig) -> None:
                  m["unknown_users"], m["unknown_items"], m["cold_policy"])
     else:
         _result("evaluate %s (%s, a ranking model: no rating metrics) on %s", m["model"], m["kind"], m["data"])
+    if "calibration" in m:  # bpmf: the predictive intervals
+        c = m["calibration"]
+        _result("predictive intervals: %.1f %% of ratings inside mean +- 1 std (68 %% expected), %.1f %% inside "
+                "+- 1.96 std (95 %%); mean std %.3f", 100 * c["inside_68"], 100 * c["inside_95"], c["mean_std"])
     r = m["ranking"]
     if not r["users"]:
         _result("no ranking metrics: %s", r["note"])

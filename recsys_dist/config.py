@@ -161,7 +161,7 @@ class RunConfig:
             raise ConfigError("run.out: must name a directory")
 
 
-MODEL_KINDS = ("als", "bias", "mean", "implicit_als", "bpr", "popular", "genre_als")
+MODEL_KINDS = ("als", "bias", "mean", "implicit_als", "bpr", "popular", "bpmf", "genre_als")
 RANKING_KINDS = ("implicit_als", "bpr", "popular")  # scores rank items; they are not ratings
 CG_FROM_RANK = 32
 ENGINES = ("inprocess", "shm", "dask")
@@ -170,14 +170,15 @@ CONFIDENCES = ("1+alpha*r", "alpha*r")
 
 # Defaults that differ by model kind, applied to the keys a configuration leaves out: BPR's reg is the
 # weight decay of every SGD step, where ALS's 0.1 would shrink the factors to nothing.
-KIND_DEFAULTS: dict[str, dict[str, Any]] = {"bpr": {"reg": 0.01, "bias_reg": 0.01, "n_iter": 20}}
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {"bpr": {"reg": 0.01, "bias_reg": 0.01, "n_iter": 20},
+                                            "bpmf": {"n_iter": 200}}
 
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     kind: str = "als"
     """``als`` (biased matrix factorization of ratings), ``bias`` (user and item biases only),
-    ``mean``; for ranking: ``implicit_als`` (Hu, Koren & Volinsky), ``bpr`` (Bayesian personalized
+    ``mean``, ``bpmf`` (Bayesian matrix factorization by Gibbs sampling); for ranking: ``implicit_als`` (Hu, Koren & Volinsky), ``bpr`` (Bayesian personalized
     ranking) and ``popular`` (items by number of interactions)."""
     rank: int = 10
     """Number of latent factors k (als, implicit_als, bpr)."""
@@ -197,7 +198,8 @@ class ModelConfig:
     reg_mode: str = "weighted"
     """``weighted``: lambda * n per row (n its ratings, or interactions; Spark MLlib); ``plain``: lambda."""
     n_iter: int = 10
-    """Iterations (als, implicit_als: a user then an item half-step) or epochs (bpr)."""
+    """Iterations (als, implicit_als: a user then an item half-step), epochs (bpr) or Gibbs sweeps (bpmf:
+    the first ``burn_in`` are discarded, the other n_iter - burn_in are the kept samples)."""
     seed: int = 0
     tol: float = 0.0
     """Stop early when an iteration lowers the training objective by less than this fraction."""
@@ -224,6 +226,12 @@ class ModelConfig:
     """bpr: the step size is multiplied by this after every epoch."""
     negatives: str = "uniform"
     """bpr: negative items drawn ``uniform``ly or by ``popularity`` (weight n_i^0.75), never a positive of the user."""
+    burn_in: int = 50
+    """bpmf: sweeps discarded before samples are kept (must be < n_iter; bpmf's n_iter defaults to 200)."""
+    noise_precision: float = 2.0
+    """bpmf: precision beta of the rating noise N(0, 1/beta); with ``sample_noise`` the first sweep's value."""
+    sample_noise: bool = True
+    """bpmf: draw beta every sweep from its Gamma(1 + N/2, 1 + SSE/2) conditional instead of fixing it."""
     strata: int = 8
     """bpr: user blocks = item strata of the stratified SGD (parallel tasks per sub-epoch). The model
     depends on this (and the seed), never on the engine or worker count: keep it >= the workers."""
@@ -256,6 +264,13 @@ class ModelConfig:
             raise ConfigError("model.reg: plain regularization needs reg > 0 so every system is solvable")
         if self.kind == "implicit_als" and self.alpha == 0 and self.confidence == "alpha*r":
             raise ConfigError("model.alpha: with confidence alpha*r, alpha must be > 0")
+        if self.kind == "bpmf":
+            _at_least("model.burn_in", self.burn_in, 0)
+            if self.burn_in >= self.n_iter:
+                raise ConfigError(f"model.burn_in: must be < model.n_iter ({self.n_iter}) so that samples are kept, "
+                                  f"got {self.burn_in}")
+            if not self.noise_precision > 0:
+                raise ConfigError(f"model.noise_precision: must be > 0, got {self.noise_precision}")
         if self.kind == "bpr" and self.learning_rate == 0:
             raise ConfigError("model.learning_rate: bpr needs a positive step size")
 

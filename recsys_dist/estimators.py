@@ -223,6 +223,18 @@ class BPR(Recommender):
     defaults = {"rank": 64, "reg": 0.01, "bias_reg": 0.01, "learning_rate": 0.05, "n_iter": 20}
 
 
+class BPMF(Recommender):
+    """Bayesian matrix factorization by Gibbs sampling: predicts ratings as the average over the kept
+    samples, with a predictive standard deviation per prediction (``predict_std``)."""
+
+    kind = "bpmf"
+    defaults = {"rank": 10, "n_iter": 200, "burn_in": 50}
+
+    def predict_std(self, user_ids: Any, item_ids: Any) -> np.ndarray:
+        """The predictive standard deviation of each (user, item) pair's rating (``predict`` is its mean)."""
+        return self._fitted().predict_std(np.asarray(user_ids), np.asarray(item_ids))
+
+
 class Popular(Recommender):
     """The most-popular baseline: items by number of interactions."""
 
@@ -230,7 +242,7 @@ class Popular(Recommender):
     defaults: ClassVar[dict[str, Any]] = {}
 
 
-ESTIMATORS = (ALS, ImplicitALS, BPR, Popular)
+ESTIMATORS = (ALS, ImplicitALS, BPR, BPMF, Popular)
 
 
 def _engine(engine: Any, workers: int) -> EngineConfig:

@@ -21,6 +21,16 @@ def rating_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float
     return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual), "n": int(len(actual))}
 
 
+def calibration(predicted: np.ndarray, std: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """How often the truth falls inside the predictive interval: share within 1 std (a Gaussian's 68 %)
+    and within 1.96 std (95 %), and the mean predicted std."""
+    if not len(actual):
+        return {"inside_68": float("nan"), "inside_95": float("nan"), "mean_std": float("nan")}
+    z = np.abs(actual - predicted.astype(np.float64)) / std
+    return {"inside_68": float(np.mean(z <= 1.0)), "inside_95": float(np.mean(z <= 1.96)),
+            "mean_std": float(np.mean(std))}
+
+
 def ranking_metrics(recommended: np.ndarray, relevant: list[np.ndarray], ks: list[int],
                     n_items: int) -> dict[str, dict[str, float]]:
     """Precision, recall, NDCG, MAP, hit rate at each K (averaged over users with a relevant item)

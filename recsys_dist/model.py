@@ -12,6 +12,7 @@ from recsys_dist.als import INIT_SCALE, fold_in_rows
 from recsys_dist.data.ids import lookup
 from recsys_dist.hashing import normal
 from recsys_dist.kernels.als import predict_pairs
+from recsys_dist.models.bpmf import predictive_std
 from recsys_dist.models.bpr import fold_in_bpr
 from recsys_dist.models.implicit_als import fold_in_implicit
 from recsys_dist.recommend import similar, top_k
@@ -99,9 +100,26 @@ class ALSModel:
         return self.kind == "genre_als"
 
     @property
+    def posterior(self) -> dict[str, Any] | None:
+        """A bpmf model's sample layout (samples, rank, noise_variance; see models/bpmf.py), else None."""
+        return self.config.get("posterior")
+
+    def predict_std_idx(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """bpmf: the predictive standard deviation of each pair's rating (spread of the kept samples'
+        predictions plus the noise variance); index -1 marks an unknown user or item."""
+        if self.posterior is None:
+            raise DataError(f"a {self.kind!r} model has no predictive distribution; train model.kind = \"bpmf\"")
+        return predictive_std(self.user_matrix_, self.item_matrix_, float(self.mu_), self.posterior,
+                              np.asarray(user_idx, np.int64), np.asarray(item_idx, np.int64))
+
+    def predict_std(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """``predict_std_idx`` for original ids."""
+        return self.predict_std_idx(self.user_index(user_ids), self.item_index(item_ids))
+
+    @property
     def clips(self) -> bool:
         """Whether predictions are clipped to the rating scale: rating kinds, unless model.clip is false."""
-        return (self.kind in ("als", "bias", "mean", "genre_als") and self.rating_scale_ is not None
+        return (self.kind in ("als", "bias", "mean", "bpmf", "genre_als") and self.rating_scale_ is not None
                 and bool(self.config.get("model", {}).get("clip", True)))
 
     def user_index(self, user_ids: np.ndarray) -> np.ndarray:
@@ -157,6 +175,14 @@ class ALSModel:
         return top_k(np.zeros((1, item_matrix.shape[1]), np.float32), item_matrix, mu, np.full(n, -1), k,
                      exclude, allowed)
 
+    def similarity_matrix(self) -> np.ndarray:
+        """The item matrix whose factor columns similar-items compares: bpmf's side-by-side sample factors
+        without its bias-sample columns (see models/bpmf.py), else the item matrix itself."""
+        if self.posterior is None:
+            return self.item_matrix_
+        width = int(self.posterior["samples"]) * int(self.posterior["rank"])
+        return np.ascontiguousarray(np.hstack([self.item_matrix_[:, :width], self.item_matrix_[:, -1:]]))
+
     def similar_items(self, item_ids: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The k items most similar to each item id (cosine of factors), itself excluded."""
         idx = self.item_index(item_ids)
@@ -164,7 +190,7 @@ class ALSModel:
             missing = np.asarray(item_ids)[np.flatnonzero(idx < 0)[0]]
             missing = missing.item() if isinstance(missing, np.generic) else missing
             raise DataError(f"unknown item id {missing!r}: it has no factors in this model")
-        found, scores = similar(self.item_matrix_, idx, k)
+        found, scores = similar(self.similarity_matrix(), idx, k)
         return self._item_ids_of(found), scores
 
     def fold_in(self, user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray) -> ALSModel:
@@ -173,6 +199,9 @@ class ALSModel:
         ratings given. Ratings of items the model does not know are ignored (they have no factors).
         The training regularization is reused and the row solved exactly: training's user half-step with
         the Cholesky solver bit for bit; with CG (the default from rank 32) the point its steps approach."""
+        if self.posterior is not None:
+            raise DataError("fold-in is not available for bpmf models (a new user needs its own Gibbs chain); "
+                            "retrain with the user's ratings, or fold in with a model.kind = \"als\" model")
         user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
         ratings = np.asarray(ratings, np.float64)
         if not len(user_ids) == len(item_ids) == len(ratings):

@@ -28,7 +28,8 @@ def run_similar_items(cfg: SimilarItemsConfig) -> dict[str, Any]:
     model = load_model(cfg.model)
     if model.n_factors == 0:
         raise DataError(f"{cfg.model}: a {model.kind!r} model has no item factors to compare")
-    has_factors = np.abs(model.item_factors_).sum(axis=1) > 0
+    matrix = model.similarity_matrix()
+    has_factors = np.abs(matrix[:, :-1]).sum(axis=1) > 0
     if cfg.items:
         listed = read_ids(cfg.items, model.item_ids_.dtype.kind in "iu", "item")
         idx = model.item_index(listed)
@@ -44,7 +45,7 @@ def run_similar_items(cfg: SimilarItemsConfig) -> dict[str, Any]:
     try:
         with progress.bar(f"similar items for {len(wanted)} items, top {cfg.k}", len(chunks)):
             for block, chunk in enumerate(chunks):
-                found, scores = similar(model.item_matrix_, chunk, cfg.k)
+                found, scores = similar(matrix, chunk, cfg.k)
                 filled = found >= 0
                 rows = np.nonzero(filled)
                 writer.write_block(block, pd.DataFrame({

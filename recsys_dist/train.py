@@ -28,7 +28,7 @@ from recsys_dist.config import RANKING_KINDS, EngineConfig, ModelConfig, TrainCo
 from recsys_dist.data.blocks import load_item_block, load_user_block
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.errors import CheckpointError, DataError, FitError
-from recsys_dist.evaluate import rating_metrics
+from recsys_dist.evaluate import calibration, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
 from recsys_dist.models import steps_for
@@ -94,10 +94,16 @@ def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, in
                        "shrink the per-task part")
 
 
+BPMF_ONLY = ("burn_in", "noise_precision", "sample_noise")  # not in other kinds' fingerprints: their checkpoints
+#                                                             from before bpmf existed still resume
+
+
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     """What a checkpoint must match to be resumed: the training data and the model settings."""
     # clip changes only how predictions are served
-    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ("n_iter", "tol", "clip")}
+    ignored = ("n_iter", "tol", "clip") + (() if model_cfg.kind == "bpmf" else BPMF_ONLY) + \
+        (() if model_cfg.kind == "genre_als" else ("genre_reg",))
+    settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ignored}
     text = json.dumps([train.manifest["files"], settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -147,7 +153,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                 counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
         for side in ("user", "item"):
             ex.new_matrix(side, loaders[side][0], rank + 1)
-        history, start = _initial_state(ex, train, train_cfg, model_cfg, rank)
+        history, start = _initial_state(ex, train, train_cfg, model_cfg, rank, steps)
         steps.prepare(ex, counts, n_blocks)
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)
@@ -161,7 +167,8 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                     raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
                                    f"(or lower model.learning_rate) or check the ratings")
             if test is not None:
-                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False)
+                model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False,
+                               steps=steps)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
             if validate is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False)
@@ -178,13 +185,14 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                 callback(record)
             every = train_cfg.checkpoint_every
             if every and train_cfg.out and (iteration + 1) % every == 0:
-                save_checkpoint(train_cfg.out, iteration + 1, {s: ex.matrix(s) for s in ("user", "item")},
+                arrays = steps.checkpoint_arrays() if hasattr(steps, "checkpoint_arrays") else {}  # a sampler's chain
+                save_checkpoint(train_cfg.out, iteration + 1, {**{s: ex.matrix(s) for s in ("user", "item")}, **arrays},
                                 {"history": history, "fingerprint": fingerprint(train, model_cfg)})
             if _converged(history, model_cfg.tol):
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
         config.update(getattr(steps, "model_extras", dict)())  # what a kind learns beside the matrices
-        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2])
+        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], steps=steps)
         # the blocks already counted each row's ratings; read the data again only for a side not loaded (bpr)
         if set(counts) >= {"user", "item"}:
             model.user_counts_, model.item_counts_ = counts["user"].astype(np.int64), counts["item"].astype(np.int64)
@@ -194,7 +202,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
 
 
 def _initial_state(ex: Any, train: Dataset, train_cfg: TrainConfig, model_cfg: ModelConfig,
-                   rank: int) -> tuple[list[dict[str, Any]], int]:
+                   rank: int, steps: Any) -> tuple[list[dict[str, Any]], int]:
     if train_cfg.resume:
         if not train_cfg.out:
             raise CheckpointError("train.resume needs train.out, where the checkpoints are")
@@ -206,6 +214,8 @@ def _initial_state(ex: Any, train: Dataset, train_cfg: TrainConfig, model_cfg: M
                                       "train into a new --out or drop --resume")
             for side in ("user", "item"):
                 ex.matrix(side)[...] = matrices[side]
+            if hasattr(steps, "restore"):  # a sampler continues its chain: kept samples, noise precision
+                steps.restore(matrices, state["history"])
             log.info("resuming after iteration %d", iteration)
             return list(state["history"]), iteration
         log.info("no checkpoint in %s: starting from the beginning", train_cfg.out)
@@ -222,13 +232,23 @@ def _converged(history: list[dict[str, Any]], tol: float) -> bool:
 
 
 def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind: str, config: dict,
-           scale: tuple[float, float], copy: bool = True) -> ALSModel:
-    """The model of the executor's current matrices: views for scoring inside the loop, copies to keep."""
+           scale: tuple[float, float], copy: bool = True, steps: Any = None) -> ALSModel:
+    """The model of the executor's current matrices: views for scoring inside the loop, copies to keep.
+    A sampler's model is its posterior average over the samples kept so far (once there is one)."""
+    posterior = steps.posterior() if hasattr(steps, "posterior") else None
+    if posterior is not None:
+        user, item, entry = posterior
+        return ALSModel(kind, mu, user, item, user_ids, item_ids, {**config, "posterior": entry}, rating_scale_=scale)
     user, item = ex.matrix("user"), ex.matrix("item")
     return ALSModel(kind, mu, user.copy() if copy else user, item.copy() if copy else item, user_ids, item_ids, config,
                     rating_scale_=scale)
 
 
 def evaluate_on(model: ALSModel, ratings: Ratings) -> dict[str, float | int]:
-    """RMSE and MAE of ``model`` on ratings indexed like its training data."""
-    return rating_metrics(model.predict_idx(ratings.user_idx, ratings.item_idx), ratings.rating)
+    """RMSE and MAE of ``model`` on ratings indexed like its training data (bpmf: and its calibration)."""
+    predicted = model.predict_idx(ratings.user_idx, ratings.item_idx)
+    metrics = rating_metrics(predicted, ratings.rating)
+    if model.posterior is not None:
+        metrics["calibration"] = calibration(predicted, model.predict_std_idx(ratings.user_idx, ratings.item_idx),
+                                             ratings.rating)
+    return metrics

@@ -7,7 +7,9 @@ kinds unchanged. Ranking models keep mu = 0 and the user bias column 0: ``implic
 biases, ``bpr`` an item bias, ``popular`` rank 0 with the item's interaction count as its bias.
 
 A ``Steps`` object never imports an engine: the driver hands it the executor, and it calls the
-executor's ``solve``, ``map_blocks`` or ``update_strata`` with its own task functions.
+executor's ``solve``, ``map_blocks`` or ``update_strata`` with its own task functions. A sampler
+(``bpmf``) also has ``posterior()`` (the averaged model's matrices), ``checkpoint_arrays()`` and
+``restore(arrays, history)``, which the driver calls when present.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from recsys_dist.config import ModelConfig
 
 
 def steps_for(cfg: ModelConfig, mu: float, train: Any = None) -> Any:  # noqa: ANN401 - a Dataset
-    """The ``Steps`` of an iterative model kind (als, bias, implicit_als, bpr, genre_als: which reads the
+    """The ``Steps`` of an iterative model kind (als, bias, implicit_als, bpr, bpmf, genre_als: which reads the
     item genres of ``train``)."""
     if cfg.kind == "genre_als":
         from recsys_dist.models.genre_als import GenreSteps, genre_features
@@ -33,6 +35,10 @@ def steps_for(cfg: ModelConfig, mu: float, train: Any = None) -> Any:  # noqa: A
         from recsys_dist.models.bpr import BPRSteps
 
         return BPRSteps(cfg, mu)
+    if cfg.kind == "bpmf":
+        from recsys_dist.models.bpmf import BPMFSteps
+
+        return BPMFSteps(cfg, mu)
     from recsys_dist.models.explicit import ExplicitSteps
 
     return ExplicitSteps(cfg, mu)
