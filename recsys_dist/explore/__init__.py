@@ -28,6 +28,6 @@ def serve(model: str, data: str, address: str, port: int) -> None:
     SETTINGS.update(model=model, data=data)
     options = {"server.address": address, "server.port": port, "server.headless": True,
                "server.fileWatcherType": "none", "browser.gatherUsageStats": False, "global.developmentMode": False,
-               "server.runOnSave": False}
+               "server.runOnSave": False, "client.toolbarMode": "viewer"}  # no "Deploy" button
     bootstrap.load_config_options(flag_options=options)
     bootstrap.run(APP, False, [], options)
