@@ -123,6 +123,16 @@ def read_npy(url: str, name: str) -> np.ndarray | None:
         return None
 
 
+def read_json(url: str, name: str) -> Any:
+    """The JSON file ``name`` in the directory ``url``, or None when absent."""
+    fs, root = _fs(url)
+    try:
+        with fs.open(f"{root}/{name}", "rb") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+
+
 def read_json_lines(url: str, name: str) -> list[dict[str, Any]]:
     fs, root = _fs(url)
     try:

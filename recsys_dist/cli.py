@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from recsys_dist import progress
-from recsys_dist.cli_flags import DESCRIPTIONS, FLAGS, LIST_KEYS
+from recsys_dist.cli_flags import DESCRIPTIONS, FLAGS, LIST_KEYS, VIEW_FLAGS
 from recsys_dist.config import JobConfig, merge, parse_override, parse_toml
 from recsys_dist.errors import ConfigError, RecsysError
 
@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, key, kind, text in flags:
             nargs = "+" if key in LIST_KEYS else None
             p.add_argument(flag, dest=key, type=kind, nargs=nargs, default=None, help=text)
+    for job, view_flags in VIEW_FLAGS.items():
+        p = sub.add_parser(job, help=DESCRIPTIONS[job], description=DESCRIPTIONS[job])
+        p.add_argument("--quiet", action="store_true", help="print only errors")
+        for flag, dest, kind, nargs, text in view_flags:
+            p.add_argument(flag, dest=dest, type=kind, nargs=nargs, default=None, help=text)
     return parser
 
 
@@ -301,6 +306,36 @@ def _run_tune(cfg: JobConfig) -> None:
         scored = f"; {s['metric']} {refit[s['metric']]:.4f} on {refit['test']}" if "test" in refit else ""
         _result("refit model -> %s%s", refit["model"], scored)
 
+def _run_report(args: argparse.Namespace) -> None:
+    from recsys_dist import report
+
+    if not report.available():
+        raise ConfigError(f"report needs matplotlib, the report extra: {report.INSTALL_HINT}")
+    from recsys_dist.report.build import build_report
+
+    r = build_report(args.data or "", args.models or [], args.evaluations or [], args.out or "report.html",
+                     args.figures or "")
+    _result("report -> %s: %d sections, %d figures, %.1f MB in %.1f s%s", r["out"], len(r["sections"]), r["figures"],
+            r["bytes"] / 1e6, r["seconds"], f" (each figure also in {args.figures})" if args.figures else "")
+
+
+def _run_explore(args: argparse.Namespace) -> None:
+    from recsys_dist import explore
+
+    if not explore.available():
+        raise ConfigError(f"explore needs streamlit, the explore extra: {explore.INSTALL_HINT}")
+    if not args.model:
+        raise ConfigError("explore needs --model DIR (a model directory written by train or run)")
+    from recsys_dist.checkpoint import load_model
+
+    load_model(args.model)  # a wrong directory fails here, with its message, not inside the browser
+    address, port = args.address or "127.0.0.1", args.port or 8501
+    _result("explore: http://%s:%d (Ctrl-C stops it)", address, port)
+    explore.serve(args.model, args.data or "", address, port)
+
+
+VIEW_RUNNERS: dict[str, Callable[[argparse.Namespace], None]] = {"report": _run_report, "explore": _run_explore}
+
 
 def _run_pipeline(cfg: JobConfig) -> None:
     from recsys_dist.pipeline import run_pipeline
@@ -325,7 +360,23 @@ def _run_pipeline(cfg: JobConfig) -> None:
             _result("scores -> %s: top %d for %d users (%s)", out / "scores", cfg.score.k, r["users"], r["run"])
 
     run_pipeline(cfg, report)
+    _report_of_run(out)
     _result("done in %.1f s", time.perf_counter() - started)
+
+
+def _report_of_run(out: Path) -> None:
+    """``run`` ends with the HTML report of what it did, when the report extra is installed."""
+    from recsys_dist import report
+
+    if not report.available():
+        _result("report: not written (it needs matplotlib: %s), then python -m recsys_dist report --data %s "
+                "--model %s --evaluation %s --out %s", report.INSTALL_HINT, out / "dataset", out / "model",
+                out / "evaluation", out / "report.html")
+        return
+    from recsys_dist.report.build import build_report
+
+    r = build_report(str(out / "dataset"), [str(out / "model")], [str(out / "evaluation")], str(out / "report.html"))
+    _result("report -> %s: %d figures, %.1f MB (%.1f s)", r["out"], r["figures"], r["bytes"] / 1e6, r["seconds"])
 
 
 RUNNERS: dict[str, Callable[[JobConfig], None]] = {
@@ -349,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)  # docker stop, kubectl delete: stop as cleanly as Ctrl-C
     cfg = None
     try:
+        if args.job in VIEW_RUNNERS:  # no configuration: they read what other jobs wrote
+            VIEW_RUNNERS[args.job](args)
+            return 0
         cfg = load_config(args, args.job)
         with bars:
             RUNNERS[args.job](cfg)

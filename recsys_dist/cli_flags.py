@@ -159,6 +159,22 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--engine", "engine.name", str, "inprocess, shm or dask"),
     ],
 }
+# Jobs that only read what other jobs wrote and take no configuration: flag -> (dest, type, nargs, help).
+VIEW_FLAGS: dict[str, list[tuple[str, str, Any, str | None, str]]] = {
+    "report": [
+        ("--data", "data", str, None, "dataset to profile (e.g. RUN/dataset or SPLIT/train)"),
+        ("--model", "models", str, "+", "DIR [DIR ...]: model directories, compared side by side"),
+        ("--evaluation", "evaluations", str, "+", "DIR [DIR ...]: evaluate --out directories of those models"),
+        ("--out", "out", str, None, "HTML file to write (default report.html)"),
+        ("--figures", "figures", str, None, "also write every plot to this directory as PNG, SVG and PDF"),
+    ],
+    "explore": [
+        ("--model", "model", str, None, "model directory"),
+        ("--data", "data", str, None, "dataset for the profile page (default: the model's training data)"),
+        ("--port", "port", int, None, "port to serve on (default 8501)"),
+        ("--address", "address", str, None, "address to bind (default 127.0.0.1: this machine only)"),
+    ],
+}
 DESCRIPTIONS = {
     "ingest": "raw ratings -> partitioned Parquet dataset",
     "synth": "generate MovieLens-shaped synthetic data",
@@ -172,4 +188,6 @@ DESCRIPTIONS = {
     "bench": "benchmark training iterations (any --model) against this machine's matmul rate",
     "tune": "hyperparameter search with cross-validation and early stopping (Optuna); writes best.toml",
     "run": "the main job: data -> split -> train -> evaluate -> score (default: synthetic ml-100k shape)",
+    "report": "one self-contained HTML report: dataset profile, each model, their comparison (extra: report)",
+    "explore": "an interactive app on a trained model, in the browser (extra: explore)",
 }

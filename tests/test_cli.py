@@ -19,7 +19,8 @@ def test_cli_main_job_runs_on_builtin_defaults(tmp_path):
     assert summary["counts"]["train"] + summary["counts"]["test"] + summary["counts"]["cold"] == 100_000
     # results to stdout, one summary per stage in the order the stages ran; diagnostics to stderr
     stages = [line.split(" ")[0].rstrip(":") for line in proc.stdout.splitlines()]
-    assert stages == ["synth", "split", "model", "evaluation", "scores", "done"], proc.stdout
+    # the report is written with the report extra installed; without it, the line says how to get it
+    assert stages == ["synth", "split", "model", "evaluation", "scores", "report", "done"], proc.stdout
     assert "iteration 1:" in proc.stderr and "iteration 1:" not in proc.stdout
     rerun = run_cli("run", "--quiet", cwd=tmp_path)  # a rerun replaces the outputs in place
     assert rerun.returncode == 0 and rerun.stderr == ""
