@@ -471,3 +471,11 @@ class DaskExecutor(DriverMatrices):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def completion_queue() -> Any:  # noqa: ANN401 - a distributed.as_completed
+    """An empty ``distributed.as_completed``: futures added to it come out as they finish (the tune job's
+    trials running as whole tasks on the workers)."""
+    from distributed import as_completed
+
+    return as_completed()

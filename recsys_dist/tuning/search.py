@@ -367,16 +367,15 @@ class _Dask:
         self._running: Any = None
 
     def __enter__(self) -> _Dask:
-        from distributed import as_completed
-
         from recsys_dist.executors import make_executor
+        from recsys_dist.executors.dask import completion_queue
 
         self._executor = make_executor(self.engine).__enter__()  # connects, checks versions and threading layers
         client = self._executor.client
         slots = sum(w["nthreads"] for w in client.scheduler_info().get("workers", {}).values()) or 1
         self.parallel = (self._parallel or slots) if self.on_workers else 1
         self.trial_engine = EngineConfig(name="inprocess", threads=1) if self.on_workers else self.engine
-        self._running = as_completed() if self.on_workers else []
+        self._running = completion_queue() if self.on_workers else []
         return self
 
     def __exit__(self, *exc: object) -> None:
