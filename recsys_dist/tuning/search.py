@@ -172,7 +172,12 @@ def _check_resumable(study: Any, settings: dict[str, Any], out: str) -> None:  #
     if recorded is None:
         study.set_user_attr("settings", settings)
         return
-    changed = sorted(k for k in settings if recorded.get(k) != json.loads(json.dumps(settings[k])))
+    now = json.loads(json.dumps(settings))
+    # a model key added by a later version (at its default) is no change of the search
+    common = set(recorded.get("base", {})) & set(now["base"])
+    recorded = {**recorded, "base": {k: recorded["base"][k] for k in common}}
+    now["base"] = {k: now["base"][k] for k in common}
+    changed = sorted(k for k in now if recorded.get(k) != now[k])
     if changed:
         raise ConfigError(f"tune.out: the search in {out} was made with other {', '.join(changed)}; resume it with "
                           "the same settings, or choose another --out")
