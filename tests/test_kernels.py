@@ -208,3 +208,41 @@ def test_kernels_implicit_cg_at_production_ranks_and_long_rows_converges_in_the_
     assert np.all(errors[1:] <= errors[:-1] * (1 + 1e-4) + 1e-5)  # float32 vectors (as implicit's CG)
     assert np.all(errors[-1] <= 1e-2 * errors[0] + 1e-4)
     np.testing.assert_allclose(out[:, :-1], exact[:, :-1], atol=1e-3, rtol=1e-2)
+
+
+@pytest.mark.parametrize("scaled, binary, threshold", [(True, False, 3.0), (False, True, 2.0), (False, False, 6.0)])
+def test_kernels_implicit_cg_skips_ratings_below_the_threshold_like_the_dense_solve(scaled, binary, threshold):
+    """The CG gather pass (which also forms b and the first residual) keeps only the interactions;
+    run to convergence it gives the dense solve, and rows left without interactions get zeros."""
+    rank = 64
+    block, rng, src, gram = _implicit_args(rank, 7)
+    n = block.hi - block.lo
+    exact, loss = np.empty((n, rank + 1)), np.empty(n)
+    reference.solve_implicit_block(block.indptr, block.indices, block.values, src, gram, threshold, 0.5, scaled,
+                                   binary, 0.1, True, exact, loss)
+    prev = rng.normal(0, 0.1, (n, rank + 1)).astype(np.float32)
+    out, cg_loss = np.full((n, rank + 1), np.nan, np.float32), np.full(n, np.nan)
+    implicit_als.solve_implicit_block_cg(block.indptr, block.indices, block.values, src, prev, gram, threshold, 0.5,
+                                         scaled, binary, 0.1, True, 2 * rank, out, cg_loss)
+    np.testing.assert_allclose(out, exact, atol=1e-3, rtol=1e-2)
+    np.testing.assert_allclose(cg_loss, loss, rtol=1e-3, atol=1e-3)
+    assert np.all(out[:, -1] == 0)
+
+
+def test_kernels_prefetch_is_a_hint_that_changes_no_value():
+    from numba import njit
+
+    from recsys_dist.kernels.prefetch import prefetch
+
+    @njit
+    def total(a, rows):
+        s = 0.0
+        for q in range(rows.shape[0]):
+            prefetch(a, rows[q], a.shape[1] - 1)
+            s += a[rows[q]].sum()
+        return s
+
+    a = np.arange(60, dtype=np.float32).reshape(6, 10)
+    rows = np.array([5, 0, 3, 5], np.int32)
+    assert total(a, rows) == float(a[rows].sum())
+    assert total(a[:, 1:], rows.astype(np.int64)) == float(a[rows, 1:].sum())  # a non-contiguous view too

@@ -22,6 +22,7 @@ import numpy as np
 from numba import config, get_thread_id, njit, prange
 
 from recsys_dist.kernels.als import GROUP, _cholesky_solve
+from recsys_dist.kernels.prefetch import prefetch
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
@@ -81,31 +82,69 @@ def solve_implicit_block_cg(indptr, indices, values, src, prev, gram, threshold,
 
     indptr int64[n_rows+1], indices int32 (global src rows), values float32 (ratings), src
     float32[n_src, K] C order, gram float64[K-1, K-1] = G; writes out float32[n_rows, K] (last
-    column 0) and row_loss float64[n_rows]. Each step applies the system through one pass over
+    column 0) and row_loss float64[n_rows]. Each step applies the system through two passes over
     the row's gathered interactions (4 n k flops) and one k x k product, and lowers the row's
     objective, so the ALS objective never increases.
 
-    Performance note: the vectors, G and the gathered rows are float32 (16 lanes of AVX-512;
-    implicit's CG is float32 too), and the row objective comes from the CG residual r = b - A x
-    (f = -x.b - x.r - lam |x|^2 + sum_j c_dj) instead of another pass over the interactions.
+    Performance notes (ml-25m shape, rank 64: see README "Measured"):
+    - the gather is the dominant cost, a cache miss per rating at a random src row; the kernel
+      prefetches the rows PREFETCH_AHEAD ratings ahead, across row ends, so the next row's first
+      rows arrive while the current row's CG steps run;
+    - each src row is read from memory once: the gather pass also forms b = sum_q c_q y_q and the
+      starting residual b - A x0 (its dot product with x0 is taken while the row is in registers),
+      and all CG steps then run on the gathered copy, which stays in L1/L2;
+    - the vectors, G and the gathered rows are float32 (16 lanes of AVX-512; implicit's CG is
+      float32 too), G v is formed as axpys over G's rows (G is symmetric) so it needs no
+      horizontal sums, and the row objective comes from the CG residual r = b - A x
+      (f = -x.b - x.r - lam |x|^2 + sum_j c_dj) instead of another pass over the interactions.
     """
     longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
     k = src.shape[1] - 1
     # one gather buffer per kernel thread, made once per call (see kernels/als.py)
     gather = np.empty((config.NUMBA_NUM_THREADS, longest, k), np.float32)
     weights = np.empty((config.NUMBA_NUM_THREADS, longest), np.float32)
-    _solve_cg(indptr, indices, values, src, prev, np.ascontiguousarray(gram, np.float32), threshold, alpha, scaled,
-              binary, reg, weighted, steps, out, row_loss, gather, weights)
+    gram32 = np.asarray(gram, np.float32)
+    gram32 = np.ascontiguousarray((gram32 + gram32.T) * np.float32(0.5))  # exactly symmetric: G v by rows
+    _solve_cg(indptr, indices, values, src, prev, gram32, threshold, alpha, scaled, binary, reg, weighted, steps,
+              out, row_loss, gather, weights)
+
+
+PREFETCH_AHEAD = 16  # ratings: far enough to hide a memory access behind the work on 16 gathered rows
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_row(src, j, k):
+    """Prefetch the cache lines of src[j, :k] (a line holds 16 float32, so one address per 16 and the last)."""
+    for c in range(0, k, 16):
+        prefetch(src, j, c)
+    prefetch(src, j, k - 1)
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _gram_apply(gram, k, lam, v, out):
+    """out = (G + lam I) v with G symmetric: axpys over G's rows, four at a time (no horizontal sums)."""
+    for c in range(k):
+        out[c] = lam * v[c]
+    e = 0
+    while e + 4 <= k:
+        v0 = v[e]
+        v1 = v[e + 1]
+        v2 = v[e + 2]
+        v3 = v[e + 3]
+        for c in range(k):
+            out[c] += gram[e, c] * v0 + gram[e + 1, c] * v1 + gram[e + 2, c] * v2 + gram[e + 3, c] * v3
+        e += 4
+    while e < k:
+        ve = v[e]
+        for c in range(k):
+            out[c] += gram[e, c] * ve
+        e += 1
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _apply32(gram, x, w, n, k, lam, v, out):
     """out = (G + sum_q (w_q - 1) x_q x_q^T + lam I) v, all float32."""
-    for c in range(k):
-        s = lam * v[c]
-        for e in range(k):
-            s += gram[c, e] * v[e]
-        out[c] = s
+    _gram_apply(gram, k, lam, v, out)
     q = 0
     while q + 4 <= n:  # four interactions at a time: independent dot products, one pass over out
         z0 = np.float32(0.0)
@@ -157,27 +196,46 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha,
     k = src.shape[1] - 1
     vecs = np.empty((5, k), np.float32)  # sol, res, p, ap, b
     sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
+    last = indptr[hi]  # prefetch within this group's ratings (the next group may run on another thread)
+    for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
+        _prefetch_row(src, indices[q], k)
     for r in range(lo, hi):
-        n = _gather(indptr, indices, values, src, threshold, alpha, scaled, binary, r, x, w)
+        for c in range(k):
+            sol[c] = prev[r, c]
+            b[c] = 0.0
+            res[c] = 0.0
+        # one pass over the row's interactions: gather y_q, b = sum c_q y_q, res = b - X^T (C - I) X x0
+        n = 0
+        total = 0.0
+        for pos in range(indptr[r], indptr[r + 1]):
+            if pos + PREFETCH_AHEAD < last:
+                _prefetch_row(src, indices[pos + PREFETCH_AHEAD], k)
+            if values[pos] < threshold:
+                continue
+            j = indices[pos]
+            wq = np.float32(confidence(values[pos], alpha, scaled, binary))
+            z = np.float32(0.0)
+            for c in range(k):
+                y = src[j, c]
+                x[n, c] = y
+                z += y * sol[c]
+            s = wq - (wq - np.float32(1.0)) * z
+            for c in range(k):
+                b[c] += wq * x[n, c]
+                res[c] += s * x[n, c]
+            w[n] = wq
+            total += wq
+            n += 1
         out[r, k] = 0.0
         if n == 0:
             out[r, :k] = 0.0
             row_loss[r] = 0.0
             continue
         lam = np.float32(reg * n if weighted else reg)
-        b[:] = 0.0
-        total = 0.0
-        for q in range(n):
-            wq = w[q]
-            total += wq
-            for c in range(k):
-                b[c] += wq * x[q, c]
-        for c in range(k):
-            sol[c] = prev[r, c]
-        _apply32(gram, x, w, n, k, lam, sol, ap)
+        _gram_apply(gram, k, lam, sol, ap)
         rs = np.float32(0.0)
         for c in range(k):
-            res[c] = b[c] - ap[c]
+            res[c] -= ap[c]
             p[c] = res[c]
             rs += res[c] * res[c]
         for _ in range(steps):
