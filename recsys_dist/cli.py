@@ -314,7 +314,7 @@ def _run_report(args: argparse.Namespace) -> None:
     from recsys_dist.report.build import build_report
 
     r = build_report(args.data or "", args.models or [], args.evaluations or [], args.out or "report.html",
-                     args.figures or "")
+                     args.figures or "", tune=args.tune or "")
     _result("report -> %s: %d sections, %d figures, %.1f MB in %.1f s%s", r["out"], len(r["sections"]), r["figures"],
             r["bytes"] / 1e6, r["seconds"], f" (each figure also in {args.figures})" if args.figures else "")
 

@@ -165,6 +165,7 @@ VIEW_FLAGS: dict[str, list[tuple[str, str, Any, str | None, str]]] = {
         ("--data", "data", str, None, "dataset to profile (e.g. RUN/dataset or SPLIT/train)"),
         ("--model", "models", str, "+", "DIR [DIR ...]: model directories, compared side by side"),
         ("--evaluation", "evaluations", str, "+", "DIR [DIR ...]: evaluate --out directories of those models"),
+        ("--tune", "tune", str, None, "a tune --out directory: its leaderboard and parameter-vs-score plots"),
         ("--out", "out", str, None, "HTML file to write (default report.html)"),
         ("--figures", "figures", str, None, "also write every plot to this directory as PNG, SVG and PDF"),
     ],

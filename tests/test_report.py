@@ -128,3 +128,20 @@ def test_report_run_writes_its_report(tmp_path):
     assert re.search(r"^report -> .*report\.html", proc.stdout, re.M), proc.stdout
     page = _parse(tmp_path / "run" / "report.html")
     assert page.sections == ["dataset", "model-1"] and page.images
+
+
+def test_report_of_a_tune_search_has_its_leaderboard_and_scores_per_parameter(small_split, tmp_path):
+    pytest.importorskip("optuna")
+    space = tmp_path / "space.toml"
+    space.write_text("[model.rank]\nchoices = [1, 4]\n[model.reg]\nlow = 0.05\nhigh = 1.0\nlog = true\n")
+    assert run_cli("tune", "--data", str(small_split / "train"), "--space", str(space), "--trials", "4", "--cv",
+                   "kfold:2", "--iterations", "4", "--pruner", "none", "--out", str(tmp_path / "t")).returncode == 0
+    out = tmp_path / "r.html"
+    proc = run_cli("report", "--tune", str(tmp_path / "t"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    page = _parse(out)
+    assert page.sections == ["tuning"] and len(page.images) == 1
+    text = out.read_text()
+    assert "Hyperparameter search" in text and "mean rmse" in text and text.count("<tr>") == 1 + 4  # 4 trials
+    bad = run_cli("report", "--tune", str(tmp_path), "--out", str(out))
+    assert bad.returncode == 1 and "no tune.json there" in bad.stderr

@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def build_report(data: str, models: list[str], evaluations: list[str], out: str, figures_dir: str = "",
-                 title: str = "") -> dict[str, Any]:
+                 title: str = "", tune: str = "") -> dict[str, Any]:
     """Write the report to ``out``; return what it holds (sections, figures, bytes, seconds)."""
     started = time.perf_counter()
-    if not data and not models:
-        raise DataError("report needs --data DATASET and/or --model DIR [DIR ...]")
+    if not data and not models and not tune:
+        raise DataError("report needs --data DATASET, --model DIR [DIR ...] and/or --tune DIR")
     if not out:
         raise DataError("report needs --out FILE.html")
     evals = [_evaluation(url) for url in evaluations]
@@ -39,6 +39,8 @@ def build_report(data: str, models: list[str], evaluations: list[str], out: str,
         _model_section(page, summaries[-1], i)
     if len(summaries) > 1:
         _comparison_section(page, summaries)
+    if tune:
+        _tuning_section(page, tune)
     text = page.render()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text, encoding="utf-8")
@@ -150,4 +152,28 @@ def _comparison_section(page: Page, summaries: list[dict[str, Any]]) -> None:
     page.figure(F.bucket_curves(summaries), "comparison_buckets", "Test RMSE per bucket on shared axes (rating "
                 "models only: ranking models predict no ratings)")
     page.figure(F.ranking_at_k(summaries), "comparison_ranking_at_k")
+    page.end_section()
+
+
+def _tuning_section(page: Page, url: str) -> None:
+    """A tune search: its leaderboard and each parameter against the validation score."""
+    import pandas as pd
+
+    summary = read_json(url, "tune.json")
+    if summary is None:
+        raise DataError(f"--tune {url}: no tune.json there; pass a directory written by tune --out")
+    results = pd.read_parquet(f"{url.rstrip('/')}/results.parquet")
+    params = [c for c in results.columns if c.startswith("model.")]
+    metric = summary["metric"]
+    page.section("tuning", "Hyperparameter search")
+    page.text(f"{url}: {summary['search']} search, {summary['trials']} trials ({summary['pruned']} pruned, "
+              f"{summary['failed']} failed) over {', '.join(params)}, {summary['cv']}, {metric} "
+              f"({summary['direction']}), {summary['seconds']:.0f} s; {summary['mode']}.")
+    page.table(["trial", f"mean {metric}", "std", "folds", *[p.removeprefix("model.") for p in params]],
+               [[r["trial"], r["mean"], r["std"], r["folds"], *[r[p] for p in params]] for r in summary["leaderboard"]])
+    refit = summary.get("refit")
+    if refit and "test" in refit:
+        page.text(f"Best configuration refit on all the search data: {metric} {refit[metric]:.4f} on {refit['test']}.")
+    page.figure(F.tuning_scores(results, metric, params), "tuning_scores", "Each trial's mean validation score "
+                "against each searched parameter; pruned trials show their score when they were stopped")
     page.end_section()

@@ -222,3 +222,25 @@ def item_factor_map(s: dict[str, Any], labels: int = 10, colours: int = 10) -> F
     ax.title.set_fontsize(11)
     ax.legend(title="main (rarest) genre", markerscale=2, loc="best")
     return fig
+
+
+def tuning_scores(results: Any, metric: str, params: list[str]) -> Figure | None:  # noqa: ANN401 - a DataFrame
+    """One panel per searched parameter: each trial's mean validation score against the parameter's value
+    (log x for ranges spanning more than 10x), completed and pruned trials marked apart."""
+    numeric = [p for p in params if np.issubdtype(results[p].dtype, np.number)]
+    if not numeric or metric not in results:
+        return None
+    per_trial = results.groupby("trial").agg({**{p: "first" for p in numeric}, metric: "mean", "state": "first"})
+    fig, axes = plt.subplots(1, len(numeric), figsize=(4.2 * len(numeric), 4), layout="constrained", squeeze=False)
+    for ax, p in zip(axes[0], numeric):
+        for state, marker, colour in (("complete", "o", "tab:blue"), ("pruned", "x", "tab:grey")):
+            rows = per_trial[per_trial["state"] == state]
+            ax.scatter(rows[p], rows[metric], marker=marker, c=colour, label=f"{state} ({len(rows)})")
+        values = per_trial[p][per_trial[p] > 0]
+        log = len(values) == len(per_trial) and values.max() > 10 * values.min()
+        ax.set(title=p.removeprefix("model."), xlabel=p.removeprefix("model.") + (" (log scale)" if log else ""),
+               ylabel=f"validation {metric} (mean over folds)", xscale="log" if log else "linear")
+        if log:  # major ticks only: minor labels of a short log range overlap
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend()
+    return fig
