@@ -223,6 +223,15 @@ class BPR(Recommender):
     defaults = {"rank": 64, "reg": 0.01, "bias_reg": 0.01, "learning_rate": 0.05, "n_iter": 20}
 
 
+class GenreALS(Recommender):
+    """Explicit ALS whose item factors are pulled towards their genres' learned embedding, so items
+    nobody rated get factors too. Needs a dataset with item genres (a path or URL: a DataFrame or
+    matrix has none)."""
+
+    kind = "genre_als"
+    defaults = {"rank": 32, "reg": 0.12, "n_iter": 15}
+
+
 class BPMF(Recommender):
     """Bayesian matrix factorization by Gibbs sampling: predicts ratings as the average over the kept
     samples, with a predictive standard deviation per prediction (``predict_std``)."""

@@ -145,3 +145,10 @@ def test_genre_als_score_recommends_unrated_items_by_their_genres_and_explains_u
     shown = run_cli("recommend", "--model", str(tmp_path / "m"), "--user", str(user["user_id"].iloc[0]),
                     "--explain", "2", "--allow", str(tmp_path / "allow.txt"))
     assert shown.returncode == 0 and "because you like " in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_genre_als_estimator_equals_the_driver(reference, cold_items_split):
+    from recsys_dist import GenreALS
+
+    est = GenreALS(rank=6, reg=0.1, iterations=6, seed=3).fit(str(cold_items_split / "train"))
+    np.testing.assert_array_equal(est.item_factors_, reference.model.item_factors_)
