@@ -61,6 +61,22 @@ def _cholesky_solve(a, b, n):
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
+def row_sse_of(indices, values, src, mu, x, start, end):
+    """Squared error of one dst row's ratings values[start:end] (of src rows indices[start:end]) with the
+    row's solution x = [factors, bias] against src rows [factors, bias]: the stat every explicit solve returns."""
+    k = src.shape[1] - 1
+    sse = 0.0
+    for p in range(start, end):
+        j = indices[p]
+        pred = mu + src[j, k] + x[k]
+        for c in range(k):
+            pred += x[c] * src[j, c]
+        e = values[p] - pred
+        sse += e * e
+    return sse
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _gram_chunk(x, m, k, g):
     """g[c, :hi] += sum_q x[q, c] * x[q, :hi] over the m gathered rows of x [CHUNK, k].
 
@@ -180,15 +196,7 @@ def _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, r
     a[k, k] = float(n) + bias_reg * scale
     if not _cholesky_solve(a, b, n_cols):
         return False
-    sse = 0.0
-    for p in range(start, end):
-        j = indices[p]
-        pred = mu + src[j, k] + b[k]
-        for c in range(k):
-            pred += b[c] * src[j, c]
-        e = values[p] - pred
-        sse += e * e
-    row_sse[r] = sse
+    row_sse[r] = row_sse_of(indices, values, src, mu, b, start, end)
     for c in range(n_cols):
         out[r, c] = b[c]
     return True

@@ -17,7 +17,7 @@ kernel's own, so one Gibbs half-step costs one Cholesky ALS half-step plus a tri
 import numpy as np
 from numba import njit, prange
 
-from recsys_dist.kernels.als import CHUNK, GROUP, _cholesky_solve, _gram_chunk
+from recsys_dist.kernels.als import CHUNK, GROUP, _cholesky_solve, _gram_chunk, row_sse_of
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -88,15 +88,7 @@ def _sample_row(indptr, indices, values, src, mu, beta, prior_prec, prior_rhs, z
         w[i] = s / a[i, i]
     for c in range(n_cols):
         b[c] += w[c]
-    sse = 0.0
-    for p in range(start, end):
-        j = indices[p]
-        pred = mu + src[j, k] + b[k]
-        for c in range(k):
-            pred += b[c] * src[j, c]
-        e = values[p] - pred
-        sse += e * e
-    row_sse[r] = sse
+    row_sse[r] = row_sse_of(indices, values, src, mu, b, start, end)
     for c in range(n_cols):
         out[r, c] = b[c]
     return True

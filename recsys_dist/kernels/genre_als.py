@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from recsys_dist.kernels.als import _cholesky_solve
+from recsys_dist.kernels.als import _cholesky_solve, row_sse_of
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -51,15 +51,7 @@ def solve_toward_prior(indptr, indices, values, src, prior, mu, reg, bias_reg, w
         if not _cholesky_solve(a, b, n_cols):
             failed[r] = True
             continue
-        sse = 0.0
-        for p in range(start, end):
-            j = indices[p]
-            pred = mu + src[j, k] + b[k]
-            for c in range(k):
-                pred += b[c] * src[j, c]
-            e = values[p] - pred
-            sse += e * e
-        row_sse[r] = sse
+        row_sse[r] = row_sse_of(indices, values, src, mu, b, start, end)
         for c in range(n_cols):
             out[r, c] = b[c]
     for r in range(n_rows):

@@ -1,42 +1,31 @@
 """The search: an Optuna study (sampler, pruner, a journal file for resuming) whose trials run in parallel
-on the engine, and what it leaves in OUT: results.parquet/.csv, best.toml, tune.json and, on request, the
-refit model and its score on held-out data.
-
-How trials use the engine (``describe_mode`` says which, in the log):
-- ``inprocess``: one trial at a time in this process;
-- ``shm``: ``parallel`` trials at once, each in its own process (the engine's workers by default);
-- ``dask``: with at most ``TRIALS_ON_WORKERS_MAX`` training ratings, one trial per Dask worker thread, the
-  study's storage on the scheduler so every trial prunes against all others; above that, trials one after
-  another, each training on the cluster's block tasks.
+on the engine (``runners``), and what it leaves in OUT (``results``): results.parquet/.csv, best.toml,
+tune.json and, on request, the refit model and its score on held-out data.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import numpy as np
-import pandas as pd
-
-from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, JobConfig, TrainConfig
+from recsys_dist.config import RANKING_KINDS, EvaluateConfig, JobConfig, TrainConfig
 from recsys_dist.config_tune import metric_parts
 from recsys_dist.data.dataset import Dataset
-from recsys_dist.errors import ConfigError, DataError, FitError
+from recsys_dist.errors import ConfigError, FitError
+from recsys_dist.tuning.results import leaderboard, plain, results_table, write_best_toml
+from recsys_dist.tuning.runners import runner_for
 from recsys_dist.tuning.space import SearchSpace, model_config
-from recsys_dist.tuning.trial import TrialOutcome, TrialSpec, run_trial
+from recsys_dist.tuning.trial import TrialSpec, run_trial
 from recsys_dist.tuning.validation import prepare_folds
 
 log = logging.getLogger(__name__)
-TRIALS_ON_WORKERS_MAX = 5_000_000  # training ratings up to which a whole trial runs on one Dask worker
 JOURNAL = "study.journal"
 
 
@@ -84,7 +73,7 @@ def tune_job(cfg: JobConfig, space_mapping: dict[str, Any] | None = None) -> dic
     folds = tuple(prepare_folds(t.data, t.cv, out, t.seed, t.archive))
     n_ratings = max(Dataset.open(f.train).n_ratings for f in folds)
     started = time.perf_counter()
-    with _runner(cfg.engine, t.parallel, n_ratings) as runner:
+    with runner_for(cfg.engine, t.parallel, n_ratings) as runner:
         storage = runner.storage(journal)
         study = optuna.create_study(study_name="tune", storage=storage, sampler=_sampler(t.search, space, t.seed),
                                     pruner=_pruner(t.pruner, space, base, runner.parallel), direction=direction,
@@ -120,7 +109,7 @@ def tune_job(cfg: JobConfig, space_mapping: dict[str, Any] | None = None) -> dic
     }
     if t.refit:
         summary["refit"] = _refit(cfg, best_cfg, out, t.test, t.metric, t.relevance)
-    Path(out, "tune.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
+    Path(out, "tune.json").write_text(json.dumps(summary, indent=2, default=plain) + "\n")
     return summary
 
 
@@ -233,41 +222,6 @@ def _pruner(name: str, space: SearchSpace, base: dict[str, Any], parallel: int) 
     return optuna.pruners.HyperbandPruner(min_resource=3, max_resource=iterations)
 
 
-def results_table(trials: list[Any]) -> pd.DataFrame:  # noqa: ANN401 - optuna FrozenTrials
-    """One row per trial and fold: every parameter, every metric, iterations, seconds, pruned; failed
-    trials one row with their error."""
-    rows = []
-    for trial in trials:
-        state = trial.state.name.lower()
-        folds = trial.user_attrs.get("folds") or [{"trial": trial.number, **trial.params}]
-        for row in folds:
-            rows.append({**row, "state": state, "error": trial.user_attrs.get("error", "")})
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        table = table.sort_values(["trial", "fold"] if "fold" in table else ["trial"], kind="stable")
-    return table.reset_index(drop=True)
-
-
-def leaderboard(table: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
-    """Completed trials, best first: the metric's mean and standard deviation over folds, and the parameters."""
-    if table.empty or metric not in table:
-        return pd.DataFrame()
-    done = table[table["state"] == "complete"]
-    params = [c for c in table.columns if c.startswith("model.")]
-    board = done.groupby("trial").agg(**{"mean": (metric, "mean"), "std": (metric, "std"), "folds": (metric, "size"),
-                                         "seconds": ("seconds", "sum"), **{p: (p, "first") for p in params}})
-    board = board.sort_values("mean", ascending=direction == "minimize", kind="stable")
-    return board.reset_index()
-
-
-def write_best_toml(path: str, model_cfg: Any, metric: str, value: float, cv: str, out: str) -> None:  # noqa: ANN401
-    lines = [f"# the best configuration of the search in {out}: {metric} {value:.4f} ({cv})",
-             "# train it with: python -m recsys_dist train --config THIS_FILE --train DATA --out MODEL", "", "[model]"]
-    for key, value_ in dataclasses.asdict(model_cfg).items():
-        lines.append(f"{key} = {_toml_value(value_)}")
-    Path(path).write_text("\n".join(lines) + "\n")
-
-
 def _refit(cfg: JobConfig, best: Any, out: str, test: list[str], metric: str,  # noqa: ANN401
            relevance: float) -> dict[str, Any]:
     """Train the best configuration on the whole of tune.data; score it on ``test`` when given."""
@@ -288,157 +242,8 @@ def _refit(cfg: JobConfig, best: Any, out: str, test: list[str], metric: str,  #
     return result
 
 
-def _runner(engine: EngineConfig, parallel: int, n_ratings: int) -> Any:  # noqa: ANN401
-    if engine.name == "shm":
-        return _Processes(parallel or engine.workers)
-    if engine.name == "dask":
-        return _Dask(engine, parallel, n_ratings)
-    return _InProcess(engine)
-
-
-class _InProcess:
-    """Trials one at a time in this process, on the configured engine."""
-    shares_study, by_journal, parallel = True, False, 1
-
-    def __init__(self, engine: EngineConfig) -> None:
-        self.trial_engine = engine
-        self._done: list[TrialOutcome] = []
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def storage(self, journal: str) -> Any:  # noqa: ANN401
-        return _journal(journal)
-
-    def describe(self) -> str:
-        return f"trials one at a time in this process ({self.trial_engine.name} engine)"
-
-    def submit(self, fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> None:
-        self._done.append(_guarded(fn, spec))
-
-    def finished(self) -> Iterator[TrialOutcome]:
-        done, self._done = self._done, []
-        return iter(done)
-
-
-class _Processes:
-    """``parallel`` trials at once, each in its own process with an even share of the cores; they prune
-    through the study's journal file."""
-    shares_study, by_journal = False, True
-
-    def __init__(self, parallel: int) -> None:
-        self.parallel = parallel
-        cores = os.cpu_count() or 1
-        self.trial_engine = EngineConfig(name="inprocess", threads=max(1, cores // parallel))
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._running: set[concurrent.futures.Future] = set()
-
-    def __enter__(self) -> _Processes:
-        # spawn: a fork of a process with Numba's and Arrow's thread pools running is not safe
-        self._pool = concurrent.futures.ProcessPoolExecutor(self.parallel, mp_context=multiprocessing.get_context("spawn"))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._pool is not None
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def storage(self, journal: str) -> Any:  # noqa: ANN401
-        return _journal(journal)
-
-    def describe(self) -> str:
-        return f"{self.parallel} trials at once in separate processes, {self.trial_engine.threads} kernel threads each"
-
-    def submit(self, fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> None:
-        assert self._pool is not None
-        self._running.add(self._pool.submit(_guarded, fn, spec))
-
-    def finished(self) -> Iterator[TrialOutcome]:
-        done, self._running = concurrent.futures.wait(self._running, return_when=concurrent.futures.FIRST_COMPLETED)
-        return (f.result() for f in done)
-
-
-class _Dask:
-    """Trials as Dask tasks (small data: a whole trial per worker thread) or one after another on the
-    cluster's block tasks (large data)."""
-    by_journal = False
-
-    def __init__(self, engine: EngineConfig, parallel: int, n_ratings: int) -> None:
-        self.engine, self.on_workers, self._parallel = engine, n_ratings <= TRIALS_ON_WORKERS_MAX, parallel
-        self.shares_study = True
-        self._executor: Any = None
-        self._running: Any = None
-
-    def __enter__(self) -> _Dask:
-        from recsys_dist.executors import make_executor
-        from recsys_dist.executors.dask import completion_queue
-
-        self._executor = make_executor(self.engine).__enter__()  # connects, checks versions and threading layers
-        client = self._executor.client
-        slots = sum(w["nthreads"] for w in client.scheduler_info().get("workers", {}).values()) or 1
-        self.parallel = (self._parallel or slots) if self.on_workers else 1
-        self.trial_engine = EngineConfig(name="inprocess", threads=1) if self.on_workers else self.engine
-        self._running = completion_queue() if self.on_workers else []
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._executor.__exit__(*exc)
-
-    def storage(self, journal: str) -> Any:  # noqa: ANN401
-        if not self.on_workers:
-            return _journal(journal)
-        from optuna_integration import DaskStorage
-
-        # the journal-backed storage lives on the scheduler: every trial task reports and prunes through it
-        return DaskStorage(_journal(os.path.abspath(journal)), client=self._executor.client)
-
-    def describe(self) -> str:
-        if self.on_workers:
-            return f"{self.parallel} trials at once on the Dask workers, one whole trial per worker thread"
-        return "trials one after another, each training on the Dask cluster's block tasks (large data)"
-
-    def submit(self, fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> None:
-        if self.on_workers:
-            self._running.add(self._executor.client.submit(_guarded, fn, spec, pure=False))
-        else:
-            self._running.append(_guarded(fn, spec))
-
-    def finished(self) -> Iterator[TrialOutcome]:
-        if self.on_workers:
-            return iter([next(self._running).result()])
-        done, self._running = self._running, []
-        return iter(done)
-
-
-def _guarded(fn: Callable[[TrialSpec], TrialOutcome], spec: TrialSpec) -> TrialOutcome:
-    """A trial whose training diverged fails alone; bad data or configuration stops the search."""
-    try:
-        return fn(spec)
-    except FitError as exc:
-        return TrialOutcome(spec.number, float("nan"), False, [], str(exc))
-
-
-def _journal(path: str) -> Any:  # noqa: ANN401
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(path))
-
-
 def _show(params: dict[str, Any]) -> str:
     return ", ".join(f"{k.removeprefix('model.')}={v:.4g}" if isinstance(v, float) else f"{k.removeprefix('model.')}={v}"
                      for k, v in params.items())
 
 
-def _plain(value: Any) -> Any:  # noqa: ANN401 - numpy scalars to Python ones
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _toml_value(value: Any) -> str:  # noqa: ANN401
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
