@@ -18,7 +18,7 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_dist.user_jobs": 5, "recsys_dist.estimators": 5, "recsys_dist.similar_job": 5,
     "recsys_dist.tuning": 5,  # the search drives train, batch and pipeline
     "recsys_dist.report": 6, "recsys_dist.explore": 6,  # views over every job's outputs; only cli imports them
-    "recsys_dist.cli": 6, "recsys_dist.cli_flags": 6, "recsys_dist.__main__": 7, "recsys_dist": 0,
+    "recsys_dist.cli": 6, "recsys_dist.cli_flags": 6, "recsys_dist.cli_jobs": 6, "recsys_dist.__main__": 7, "recsys_dist": 0,
 }
 ONLY_IN = {"numba": ("recsys_dist.kernels",), "distributed": ("recsys_dist.executors.dask",),
            "dask": ("recsys_dist.executors.dask",), "fsspec": ("recsys_dist.data", "recsys_dist.checkpoint"),
