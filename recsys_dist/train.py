@@ -24,7 +24,7 @@ from recsys_dist import progress
 from recsys_dist.als import init_matrix
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_latest_checkpoint, save_checkpoint
-from recsys_dist.config import RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
+from recsys_dist.config import KIND_ONLY_KEYS, RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
 from recsys_dist.data.blocks import load_item_block, load_user_block
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.errors import CheckpointError, DataError, FitError
@@ -94,15 +94,11 @@ def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, in
                        "shrink the per-task part")
 
 
-BPMF_ONLY = ("burn_in", "noise_precision", "sample_noise")  # not in other kinds' fingerprints: their checkpoints
-#                                                             from before bpmf existed still resume
-
-
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     """What a checkpoint must match to be resumed: the training data and the model settings."""
-    # clip changes only how predictions are served
-    ignored = ("n_iter", "tol", "clip") + (() if model_cfg.kind == "bpmf" else BPMF_ONLY) + \
-        (() if model_cfg.kind == "genre_als" else ("genre_reg",))
+    # clip changes only how predictions are served; other kinds' own keys are not this model's settings
+    ignored = {"n_iter", "tol", "clip"} | {key for kind, keys in KIND_ONLY_KEYS.items() if kind != model_cfg.kind
+                                           for key in keys}
     settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ignored}
     text = json.dumps([train.manifest["files"], settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
