@@ -107,7 +107,7 @@ def _with_scheduler(merged: dict[str, Any], command_line: set[str], in_file: boo
     engine = dict(merged.get("engine", {}))
     source = "--scheduler" if "engine.scheduler" in command_line else "the config file" if in_file else ""
     if not source:
-        from recsys_dist.executors.dask import configured_scheduler
+        from recsys_dist.executors.dask_cluster import configured_scheduler
 
         found = configured_scheduler()
         if found:

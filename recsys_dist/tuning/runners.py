@@ -107,7 +107,7 @@ class _Dask:
 
     def __enter__(self) -> _Dask:
         from recsys_dist.executors import make_executor
-        from recsys_dist.executors.dask import completion_queue
+        from recsys_dist.executors.dask_cluster import completion_queue
 
         self._executor = make_executor(self.engine).__enter__()  # connects, checks versions and threading layers
         client = self._executor.client
