@@ -150,3 +150,19 @@ def test_score_a_bad_id_in_the_users_file_names_its_line(model_dir, tmp_path):
     with pytest.raises(DataError, match=r"users.csv line 5: user id 'x7' is not an integer"):
         run_scoring(ScoreConfig(model=str(model_dir), out=str(tmp_path / "o"), k=3, users=str(tmp_path / "users.csv")))
     assert not (tmp_path / "o").exists()
+
+
+def test_score_an_id_list_can_come_from_a_pipe(tmp_path):
+    import os
+    import threading
+
+    from recsys_dist.data.recommendations import read_ids
+
+    fifo = tmp_path / "ids"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("item_id\n50\n181\n"))
+    writer.start()
+    try:
+        assert read_ids(str(fifo), True, "item").tolist() == [50, 181]
+    finally:
+        writer.join()

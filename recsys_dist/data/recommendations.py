@@ -90,7 +90,9 @@ def read_recommendations(url: str) -> pd.DataFrame:
 def read_ids(path: str, integer: bool, what: str) -> np.ndarray:
     """Ids from a text or CSV file (first column, one per line; a header line is skipped)."""
     try:
-        with fsspec.open(path, "rt") as fh:
+        # a local path through the plain open: it also reads a pipe (`--allow <(cut -f2 ids.tsv)`), which
+        # fsspec's local files refuse (they seek)
+        with (open(path) if "://" not in str(path) else fsspec.open(path, "rt")) as fh:
             lines = [(n, line.strip().split(",")[0]) for n, line in enumerate(fh, 1) if line.strip()]
     except FileNotFoundError:
         raise DataError(f"{path}: no such file of {what} ids") from None
