@@ -25,7 +25,7 @@ from recsys_dist.als import init_matrix
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_latest_checkpoint, save_checkpoint
 from recsys_dist.config import KIND_ONLY_KEYS, RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
-from recsys_dist.data.blocks import load_item_block, load_user_block
+from recsys_dist.data.blocks import build_from_pieces, load_item_block, load_user_block, split_by_block
 from recsys_dist.data.dataset import Dataset, Ratings
 from recsys_dist.errors import CheckpointError, DataError, FitError
 from recsys_dist.evaluate import calibration, rating_metrics
@@ -94,6 +94,26 @@ def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, in
                        "shrink the per-task part")
 
 
+def build_blocks(ex: Any, train: Dataset, sides: tuple[str, ...], n_blocks: dict[str, int]) -> dict[str, np.ndarray]:
+    """Build ``sides``' blocks where the engine runs them; return each side's per-row rating counts and set
+    ``n_blocks`` to the block counts used. The user blocks read the (user-sorted) Parquet; the item blocks are one
+    shuffle of the user blocks when both are needed, so the ratings are read once."""
+    bounds = {"user": block_bounds(train.n_users, n_blocks["user"]), "item": block_bounds(train.n_items, n_blocks["item"])}
+    counts: dict[str, np.ndarray] = {}
+    with progress.bar("building blocks", sum(len(bounds[s]) for s in sides)):
+        for side in sides:
+            n_blocks[side] = len(bounds[side])
+            args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds[side])]
+            if side == "item" and "user" in counts:
+                edges = np.array([lo for lo, _ in bounds["item"]] + [train.n_items], np.int64)
+                found = ex.shuffle_blocks("item", "user", split_by_block, (edges,), build_from_pieces,
+                                          [a[1:] for a in args])
+            else:
+                found = ex.load_blocks(side, load_user_block if side == "user" else load_item_block, args)
+            counts[side] = np.concatenate(found)
+    return counts
+
+
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     """What a checkpoint must match to be resumed: the training data and the model settings."""
     # clip changes only how predictions are served; other kinds' own keys are not this model's settings
@@ -138,17 +158,9 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         n_blocks = {side: configured[side] or default_blocks(n, train.n_ratings, ex.n_workers)
                     for side, n in (("user", train.n_users), ("item", train.n_items))}
         check_worker_memory(ex, train, rank, n_blocks)
-        counts: dict[str, np.ndarray] = {}
-        loaders = {"user": (train.n_users, load_user_block), "item": (train.n_items, load_item_block)}
-        with progress.bar("building blocks", sum(n_blocks[s] for s in steps.sides)):
-            for side in steps.sides:
-                n, loader = loaders[side]
-                bounds = block_bounds(n, n_blocks[side])
-                n_blocks[side] = len(bounds)
-                args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
-                counts[side] = np.concatenate(ex.load_blocks(side, loader, args))
-        for side in ("user", "item"):
-            ex.new_matrix(side, loaders[side][0], rank + 1)
+        counts = build_blocks(ex, train, steps.sides, n_blocks)
+        for side, n in (("user", train.n_users), ("item", train.n_items)):
+            ex.new_matrix(side, n, rank + 1)
         history, start = _initial_state(ex, train, train_cfg, model_cfg, rank, steps)
         steps.prepare(ex, counts, n_blocks)
         setup = time.perf_counter() - started

@@ -27,7 +27,14 @@ other_rows, stats)`` for each block b of ``side``; ``rows`` replace the block's 
 that no two blocks' ``other_idx`` overlap and that a task reads only its own ``other_idx``
 rows, so the order in which tasks run cannot change the result.
 
-These two and ``load_blocks`` call ``progress.advance()`` once per block as it finishes (in
+``shuffle_blocks(side, source, split, split_args, build, args)`` builds the blocks of ``side`` from the
+resident blocks of ``source`` in one shuffle, where both live: ``split(block, *split_args) -> ((arrays...),
+offsets)`` cuts each source block into one piece per new block (piece j = each array's
+``offsets[j]:offsets[j + 1]``), and ``build(*args[j], pieces) -> InBlock`` builds new block j from its
+pieces, given in source block order. Returns each new block's per-row rating counts, as ``load_blocks``.
+The pieces are released once the blocks are built.
+
+These two, ``load_blocks`` and ``shuffle_blocks`` call ``progress.advance()`` once per block as it finishes (in
 whatever order blocks finish), which moves the console bar the driver opened around them; without
 a bar it does nothing.
 """
@@ -51,6 +58,10 @@ class Executor(Protocol):
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
         """Build and keep the blocks of ``side``; return each block's per-row rating counts. A string among a
         loader's ``args`` is the location of the dataset it reads (where the engine runs it, not here)."""
+
+    def shuffle_blocks(self, side: str, source: str, split: Callable[..., Any], split_args: tuple,
+                       build: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        """Build the blocks of ``side`` from those of ``source`` (see the module docstring)."""
 
     def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
         """Allocate a zeroed float32 matrix the executor can broadcast and write into."""

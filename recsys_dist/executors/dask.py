@@ -61,6 +61,17 @@ def _update_remote(task: Callable[..., Any], block, other: np.ndarray, own, para
     return block.lo, block.hi, rows, other_idx, other_rows, stats
 
 
+def _piece(split: tuple, j: int) -> tuple:
+    # views: the split's arrays are held once however many pieces wait on this worker (a piece sent to
+    # another worker is serialised as its own bytes only)
+    arrays, offsets = split
+    return tuple(a[offsets[j]:offsets[j + 1]] for a in arrays)
+
+
+def _build(build: Loader, args: tuple, pieces: list) -> Any:
+    return build(*args, pieces)
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -143,10 +154,27 @@ class DaskExecutor(DriverMatrices):
             self._check_workers_see(sorted({a for call in args for a in call if isinstance(a, str)}))
         keys = [f"inblock-{side}-{i}-{self._token}" for i in range(len(args))]
         futures = [self.client.submit(loader, *a, key=k, pure=False) for a, k in zip(args, keys)]
+        return self._keep_blocks(side, futures)
+
+    def _keep_blocks(self, side: str, futures: list) -> list[np.ndarray]:
+        """Keep ``futures`` as the resident blocks of ``side``; their bounds and per-row counts."""
         self._blocks[side] = futures
         described = self._gather(self.client.map(_describe, futures, pure=False), f"building the {side} blocks")
         self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
         return [counts for _, _, counts in described]
+
+    def shuffle_blocks(self, side: str, source: str, split: Callable[..., Any], split_args: tuple,
+                       build: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        # each source block is cut where it lives, each piece travels once, worker to worker; the split and
+        # piece futures are dropped once the blocks exist, but Dask keeps their tasks to rebuild a lost block;
+        # Dask runs each split where its block is (the larger input)
+        splits = [self.client.submit(split, block, *split_args, key=f"split-{side}-{i}-{self._token}", pure=False)
+                  for i, block in enumerate(self._blocks[source])]
+        pieces = [[self.client.submit(_piece, s, j, key=f"piece-{side}-{i}-{j}-{self._token}", pure=False)
+                   for i, s in enumerate(splits)] for j in range(len(args))]
+        futures = [self.client.submit(_build, build, a, pieces[j], key=f"inblock-{side}-{j}-{self._token}", pure=False)
+                   for j, a in enumerate(args)]
+        return self._keep_blocks(side, futures)
 
     def _check_workers_see(self, locations: list[str]) -> None:
         """Fail before any work unless every worker of the running cluster sees each dataset in ``locations``."""

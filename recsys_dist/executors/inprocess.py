@@ -26,6 +26,16 @@ class InProcessExecutor(DriverMatrices):
             progress.advance()
         return [b.row_counts() for b in self._blocks[side]]
 
+    def shuffle_blocks(self, side: str, source: str, split: Callable[..., Any], split_args: tuple,
+                       build: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        splits = [split(block, *split_args) for block in self._blocks[source]]
+        self._blocks[side] = []
+        for j, a in enumerate(args):
+            pieces = [tuple(array[offsets[j]:offsets[j + 1]] for array in arrays) for arrays, offsets in splits]
+            self._blocks[side].append(build(*a, pieces))
+            progress.advance()
+        return [b.row_counts() for b in self._blocks[side]]
+
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
         stats = []

@@ -66,10 +66,42 @@ def _view(ref: ArrayRef) -> np.ndarray:
 
 def _load_in_worker(loader: Loader, args: tuple) -> tuple[BlockRef, np.ndarray]:
     block = loader(*args)
+    return _shared_block(block), block.row_counts()
+
+
+def _block_of(ref: BlockRef) -> InBlock:
+    return InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
+
+
+def _split_in_worker(split: Callable[..., Any], ref: BlockRef, split_args: tuple) -> tuple[list[ArrayRef], np.ndarray]:
+    arrays, offsets = split(_block_of(ref), *split_args)
+    refs = [_create(np.ascontiguousarray(a), f"s{ref.block_id}") for a in arrays]
+    _detach([a.name for a in refs])
+    return refs, offsets
+
+
+def _build_in_worker(build: Loader, args: tuple, j: int, splits: list[tuple[list[ArrayRef], np.ndarray]]
+                     ) -> tuple[BlockRef, np.ndarray]:
+    pieces = [tuple(_view(a)[offsets[j]:offsets[j + 1]] for a in refs) for refs, offsets in splits]
+    block = build(*args, pieces)
+    del pieces
+    _detach([a.name for refs, _ in splits for a in refs])
+    return _shared_block(block), block.row_counts()
+
+
+def _detach(names: list[str]) -> None:
+    """Unmap segments in this process (the pieces of a shuffle): the driver unlinks them once every block is
+    built, and their memory goes when the last process unmaps them."""
+    for name in names:
+        seg, view = _attached.pop(name)
+        del view
+        seg.close()
+
+
+def _shared_block(block: InBlock) -> BlockRef:
     tag = f"b{block.block_id}"
-    ref = BlockRef(block.block_id, block.lo, block.hi, _create(block.indptr, tag), _create(block.indices, tag),
-                   _create(block.values, tag))
-    return ref, block.row_counts()
+    return BlockRef(block.block_id, block.lo, block.hi, _create(block.indptr, tag), _create(block.indices, tag),
+                    _create(block.values, tag))
 
 
 def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, params: tuple,
@@ -130,6 +162,23 @@ class SharedMemoryExecutor:
             self._segments += [ref.indptr.name, ref.indices.name, ref.values.name]
         return [counts for _, counts in results]
 
+    def shuffle_blocks(self, side: str, source: str, split: Callable[..., Any], split_args: tuple,
+                       build: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
+        # the pieces go through shared memory too: written once by the splitting process, read by the builders
+        splits = self._run(_split_in_worker, [(split, ref, split_args) for ref in self._blocks[source]],
+                           f"cutting the {source} blocks for the {side} blocks", advance=False)
+        pieces = [a.name for refs, _ in splits for a in refs]
+        self._segments += pieces
+        try:
+            results = self._run(_build_in_worker, [(build, a, j, splits) for j, a in enumerate(args)],
+                                f"building the {side} blocks")
+        finally:
+            self._release(pieces)
+        self._blocks[side] = [ref for ref, _ in results]
+        for ref, _ in results:
+            self._segments += [ref.indptr.name, ref.indices.name, ref.values.name]
+        return [counts for _, counts in results]
+
     def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
         ref = _create(np.zeros((n_rows, n_cols), np.float32), name)
         self._segments.append(ref.name)
@@ -158,14 +207,15 @@ class SharedMemoryExecutor:
         jobs = [(task, ref, own_ref, other_ref, extra, params) for ref, extra in zip(self._blocks[side], per_block)]
         return self._run(_update_in_worker, jobs, f"a sub-epoch over the {side} blocks")
 
-    def _run(self, fn: Callable[..., Any], jobs: list[tuple], what: str) -> list[Any]:
+    def _run(self, fn: Callable[..., Any], jobs: list[tuple], what: str, advance: bool = True) -> list[Any]:
         results: list[Any] = [None] * len(jobs)
         futures = [self._pool.submit(_numbered, (i, fn, job)) for i, job in enumerate(jobs)]
         try:  # results as they come, so progress moves per block; put back in block order
             for future in as_completed(futures):
                 index, result = future.result()
                 results[index] = result
-                progress.advance()
+                if advance:
+                    progress.advance()
             return results
         except RecsysError:  # raised on purpose by the task, with its own message
             raise
@@ -196,7 +246,12 @@ class SharedMemoryExecutor:
         # released here: a job ends with os._exit (cli.run), and multiprocessing's resource tracker would
         # otherwise report them as leaked
         self._pool.shutdown(wait=True)
-        for name in self._segments:
+        self._release(list(self._segments))
+        self._matrices.clear()
+
+    def _release(self, names: list[str]) -> None:
+        """Unlink the segments ``names`` (their memory goes once no process maps them)."""
+        for name in names:
             seg_view = _attached.pop(name, None)
             try:
                 seg = seg_view[0] if seg_view else shared_memory.SharedMemory(name=name)
@@ -207,8 +262,7 @@ class SharedMemoryExecutor:
             except BufferError:  # the driver still holds a view; the mapping goes with it
                 pass
             seg.unlink()
-        self._segments.clear()
-        self._matrices.clear()
+        self._segments = [n for n in self._segments if n not in set(names)]
 
     def __enter__(self) -> SharedMemoryExecutor:
         return self
