@@ -100,6 +100,12 @@ class ALSModel:
         return self.kind == "genre_als"
 
     @property
+    def predicts_unrated_users(self) -> bool:
+        """Whether a user without training ratings may have a row of their own (genre_als trained with user
+        demographics: the embedding of theirs) rather than falling back to the biases."""
+        return self.kind == "genre_als" and "demographic_embedding" in self.config
+
+    @property
     def posterior(self) -> dict[str, Any] | None:
         """A bpmf model's sample layout (samples, rank, noise_variance; see models/bpmf.py), else None."""
         return self.config.get("posterior")
@@ -156,11 +162,15 @@ class ALSModel:
 
     def is_cold(self, user_idx: np.ndarray) -> np.ndarray:
         """Which user indices are cold: -1 (not in the id map) or without training ratings (a test-only
-        user of a split keeps an index, with a zero row, but the model knows nothing about them)."""
+        user of a split keeps an index, with a zero row, but the model knows nothing about them), unless
+        the model gave them a row from their demographics (genre_als; a user without any has a zero row)."""
         user_idx = np.asarray(user_idx, np.int64)
         cold = user_idx < 0
         if self.user_counts_ is not None:
-            cold |= self.user_counts_[np.maximum(user_idx, 0)] == 0
+            unrated = self.user_counts_[np.maximum(user_idx, 0)] == 0
+            if self.predicts_unrated_users:
+                unrated &= ~self.user_matrix_[np.maximum(user_idx, 0)].any(axis=1)
+            cold |= unrated
         return cold
 
     def cold_start(self, k: int, exclude: list[np.ndarray] | None, allowed: np.ndarray | None,
