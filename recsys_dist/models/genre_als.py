@@ -192,3 +192,21 @@ class GenreSteps:
     @staticmethod
     def summary(record: dict[str, Any]) -> str:
         return f"objective {record['objective']:.6g}, train RMSE {record['train_rmse']:.4f}"
+
+
+def nearest_features(embedding: dict[str, list[float]], n: int = 3) -> list[tuple[str, float, list[str]]]:
+    """For each genre (or demographic feature) of a saved embedding (name -> [factors..., bias]): its bias
+    and the ``n`` others nearest by cosine of their factor columns, nearest first -- what the model learned
+    about how genres relate. Names of all-zero factor rows (genres no rated item carries) have no
+    neighbours."""
+    names = list(embedding)
+    rows = np.array([embedding[name] for name in names], np.float64).reshape(len(names), -1)
+    factors = rows[:, :-1]
+    norms = np.linalg.norm(factors, axis=1)
+    unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
+    cosine = unit @ unit.T
+    out = []
+    for i, name in enumerate(names):
+        others = [j for j in np.argsort(-cosine[i], kind="stable") if j != i and norms[j] > 0]
+        out.append((name, float(rows[i, -1]), [names[j] for j in others[:n]] if norms[i] > 0 else []))
+    return out
