@@ -16,7 +16,7 @@ from recsys_dist.config import EngineConfig, EvaluateConfig, ModelConfig, Recomm
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.recommendations import read_recommendations
 from recsys_dist.data.split import split
-from recsys_dist.data.users import demographic_features
+from recsys_dist.models.genre_als import demographic_features
 from recsys_dist.evaluate import rmse
 from recsys_dist.train import fit
 from recsys_dist.user_jobs import run_recommend
@@ -95,3 +95,13 @@ def test_genre_als_users_score_and_recommend_give_cold_users_their_own_list(mode
     assert len({tuple(v) for v in lists.values()}) > 1  # not one popularity list for all
     r = run_recommend(RecommendConfig(model=path, user=str(model.user_ids_[cold[0]]), k=5))
     assert r["rated"] == 0 and [i["item_id"] for i in r["items"]] == lists[cold[0]]
+
+
+def test_genre_als_users_same_model_on_the_shm_engine(models, cold_users):
+    engine = EngineConfig(name="shm", workers=2, user_blocks=3, item_blocks=2)
+    model = fit(TrainConfig(train=str(cold_users / "train")), dataclasses.replace(BASE, kind="genre_als", n_iter=3),
+                engine).model
+    reference = fit(TrainConfig(train=str(cold_users / "train")), dataclasses.replace(BASE, kind="genre_als", n_iter=3),
+                    EngineConfig(name="inprocess")).model
+    np.testing.assert_allclose(model.user_matrix_, reference.user_matrix_, atol=1e-4)
+    np.testing.assert_allclose(model.item_matrix_, reference.item_matrix_, atol=1e-4)

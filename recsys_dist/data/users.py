@@ -1,5 +1,5 @@
-"""User demographics (gender, age, occupation, zip code) from MovieLens user files, and the one-hot
-features genre_als pulls users towards.
+"""User demographics (gender, age, occupation, zip code) from MovieLens user files (genre_als one-hot
+encodes them: models/genre_als.py's ``demographic_features``).
 
 ml-100k's ``u.user`` is ``user id | age | gender | occupation | zip code`` with the age in years and
 the occupation by name; ml-1m's ``users.dat`` is ``UserID::Gender::Age::Occupation::Zip-code`` with the
@@ -11,15 +11,12 @@ for both), ``occupation`` (a name) and ``zip``. Later releases have no user file
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from recsys_dist.data.sources import Source
 from recsys_dist.errors import DataError
 
 USER_COLUMNS = ["user_id", "gender", "age", "age_group", "occupation", "zip"]
-DEMOGRAPHIC_GROUPS = ("gender", "age_group", "occupation")
-"""The columns one-hot encoded as features (zip codes are too many and too sparse to help)."""
 
 # ml-1m's age groups by their lower bound, and ml-100k ages bucketed the same way
 AGE_GROUPS = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
@@ -99,23 +96,3 @@ def _parse_users_dat(line: str, label: str, n: int) -> tuple:
         raise DataError(f"{label} line {n}: occupation code {code} is not in 0-{len(ML1M_OCCUPATIONS) - 1}")
     return (_int(fields[0], "user id", label, n), _gender(fields[1], label, n), age, AGE_GROUPS[age],
             ML1M_OCCUPATIONS[code], fields[4].strip())
-
-
-def demographic_features(users: pd.DataFrame, n_users: int) -> tuple[np.ndarray, list[str]]:
-    """(float64[n_users, n_features], feature names "gender=F", "age_group=25-34", "occupation=writer", ...):
-    each user's one-hot gender, age group and occupation divided by the number of them known, so a user
-    sits at the mean of their groups' embeddings as an item at its genres'; zero rows for users without
-    demographics. No columns when the dataset has none."""
-    if not set(DEMOGRAPHIC_GROUPS) <= set(users.columns):
-        return np.zeros((n_users, 0)), []
-    idx = users["user_idx"].to_numpy()
-    values = {g: users[g].astype(object).where(users[g].notna(), None).to_numpy() for g in DEMOGRAPHIC_GROUPS}
-    names = [f"{g}={v}" for g in DEMOGRAPHIC_GROUPS for v in sorted({v for v in values[g] if v is not None}, key=str)]
-    column = {name: c for c, name in enumerate(names)}
-    f = np.zeros((n_users, len(names)))
-    for g in DEMOGRAPHIC_GROUPS:
-        known = np.array([v is not None for v in values[g]], bool)
-        cols = np.array([column[f"{g}={v}"] for v in values[g][known]], np.int64)
-        f[idx[known], cols] = 1.0
-    total = f.sum(axis=1, keepdims=True)
-    return np.divide(f, total, out=np.zeros_like(f), where=total > 0), names

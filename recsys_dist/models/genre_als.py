@@ -31,7 +31,6 @@ import numpy as np
 from recsys_dist.als import solve_block
 from recsys_dist.blocking import InBlock
 from recsys_dist.config import ModelConfig
-from recsys_dist.data.users import demographic_features
 from recsys_dist.errors import DataError, FitError
 from recsys_dist.kernels.als import set_threads
 from recsys_dist.kernels.genre_als import solve_toward_prior
@@ -48,6 +47,31 @@ def genre_features(items: Any, genres: list[str], n_items: int) -> np.ndarray:  
         if named:
             f[i, named] = 1.0 / len(named)
     return f
+
+
+DEMOGRAPHIC_GROUPS = ("gender", "age_group", "occupation")
+"""The users.parquet columns one-hot encoded (data/users.py writes them; zip codes are too many and too
+sparse to help)."""
+
+
+def demographic_features(users: pd.DataFrame, n_users: int) -> tuple[np.ndarray, list[str]]:
+    """(float64[n_users, n_features], feature names "gender=F", "age_group=25-34", "occupation=writer", ...):
+    each user's one-hot gender, age group and occupation divided by the number of them known, so a user
+    sits at the mean of their groups' embeddings as an item at its genres'; zero rows for users without
+    demographics. No columns when the dataset has none."""
+    if not set(DEMOGRAPHIC_GROUPS) <= set(users.columns):
+        return np.zeros((n_users, 0)), []
+    idx = users["user_idx"].to_numpy()
+    values = {g: users[g].astype(object).where(users[g].notna(), None).to_numpy() for g in DEMOGRAPHIC_GROUPS}
+    names = [f"{g}={v}" for g in DEMOGRAPHIC_GROUPS for v in sorted({v for v in values[g] if v is not None}, key=str)]
+    column = {name: c for c, name in enumerate(names)}
+    f = np.zeros((n_users, len(names)))
+    for g in DEMOGRAPHIC_GROUPS:
+        known = np.array([v is not None for v in values[g]], bool)
+        cols = np.array([column[f"{g}={v}"] for v in values[g][known]], np.int64)
+        f[idx[known], cols] = 1.0
+    total = f.sum(axis=1, keepdims=True)
+    return np.divide(f, total, out=np.zeros_like(f), where=total > 0), names
 
 
 def block_genre_moments(block: InBlock, _src: None, own_rows: np.ndarray, features: np.ndarray,

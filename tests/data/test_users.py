@@ -8,7 +8,7 @@ from recsys_dist.config import IngestConfig, SplitConfig
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ingest import ingest
 from recsys_dist.data.split import split
-from recsys_dist.data.users import demographic_features
+from recsys_dist.models.genre_als import demographic_features
 from recsys_dist.errors import DataError
 from tests.conftest import write_zip
 
