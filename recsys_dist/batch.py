@@ -86,7 +86,8 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     users, items, rating = np.concatenate(users), np.concatenate(items), np.concatenate(rating)
     # cold = no training rating, not "not in the id map": split parts keep the parent's maps, so a
     # test-only user has an index (and a zero row) in the model; -1 marks both kinds of unknown
-    mapped_items = items.copy()  # genre_als predicts an unrated item from its own (genre) row
+    # genre_als predicts an unrated item from its own (genre) row, and an unrated user from theirs (demographics)
+    mapped_users, mapped_items = users.copy(), items.copy()
     for idx, counts in ((users, model.user_counts_), (items, model.item_counts_)):
         if counts is not None:
             idx[(idx >= 0) & (counts[np.maximum(idx, 0)] == 0)] = -1
@@ -95,7 +96,8 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     result: dict[str, Any] = {"kind": model.kind}
     if model.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
         predicted_items = mapped_items if model.predicts_unrated_items else items
-        predicted = model.predict_idx(users[scored], predicted_items[scored])
+        predicted_users = mapped_users if model.predicts_unrated_users else users
+        predicted = model.predict_idx(predicted_users[scored], predicted_items[scored])
         result.update(rating_metrics(predicted, rating[scored]))
         if model.posterior is not None:  # bpmf: how often the truth is inside the predictive intervals
             result["calibration"] = calibration(predicted, model.predict_std_idx(users[scored], items[scored]),

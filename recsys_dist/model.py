@@ -12,7 +12,7 @@ from recsys_dist.als import INIT_SCALE, fold_in_rows
 from recsys_dist.data.ids import lookup
 from recsys_dist.hashing import normal
 from recsys_dist.kernels.als import predict_pairs
-from recsys_dist.models.bpmf import predictive_std
+from recsys_dist.models.bpmf import fold_in_bpmf, predictive_std
 from recsys_dist.models.bpr import fold_in_bpr
 from recsys_dist.models.implicit_als import fold_in_implicit
 from recsys_dist.recommend import similar, top_k
@@ -100,6 +100,12 @@ class ALSModel:
         return self.kind == "genre_als"
 
     @property
+    def predicts_unrated_users(self) -> bool:
+        """Whether a user without training ratings may have a row of their own (genre_als trained with user
+        demographics: the embedding of theirs) rather than falling back to the biases."""
+        return self.kind == "genre_als" and "demographic_embedding" in self.config
+
+    @property
     def posterior(self) -> dict[str, Any] | None:
         """A bpmf model's sample layout (samples, rank, noise_variance; see models/bpmf.py), else None."""
         return self.config.get("posterior")
@@ -156,11 +162,15 @@ class ALSModel:
 
     def is_cold(self, user_idx: np.ndarray) -> np.ndarray:
         """Which user indices are cold: -1 (not in the id map) or without training ratings (a test-only
-        user of a split keeps an index, with a zero row, but the model knows nothing about them)."""
+        user of a split keeps an index, with a zero row, but the model knows nothing about them), unless
+        the model gave them a row from their demographics (genre_als; a user without any has a zero row)."""
         user_idx = np.asarray(user_idx, np.int64)
         cold = user_idx < 0
         if self.user_counts_ is not None:
-            cold |= self.user_counts_[np.maximum(user_idx, 0)] == 0
+            unrated = self.user_counts_[np.maximum(user_idx, 0)] == 0
+            if self.predicts_unrated_users:
+                unrated &= ~self.user_matrix_[np.maximum(user_idx, 0)].any(axis=1)
+            cold |= unrated
         return cold
 
     def cold_start(self, k: int, exclude: list[np.ndarray] | None, allowed: np.ndarray | None,
@@ -198,10 +208,9 @@ class ALSModel:
         item factors (no retraining): new users are added, known users' rows replaced from exactly the
         ratings given. Ratings of items the model does not know are ignored (they have no factors).
         The training regularization is reused and the row solved exactly: training's user half-step with
-        the Cholesky solver bit for bit; with CG (the default from rank 32) the point its steps approach."""
-        if self.posterior is not None:
-            raise DataError("fold-in is not available for bpmf models (a new user needs its own Gibbs chain); "
-                            "retrain with the user's ratings, or fold in with a model.kind = \"als\" model")
+        the Cholesky solver bit for bit; with CG (the default from rank 32) the point its steps approach.
+        bpmf: for each kept sample a draw from the user's Gibbs conditional given that sample's item rows
+        (``models.bpmf.fold_in_bpmf``), so predictions and their std average over the samples as in training."""
         user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
         ratings = np.asarray(ratings, np.float64)
         if not len(user_ids) == len(item_ids) == len(ratings):
@@ -212,7 +221,11 @@ class ALSModel:
         settings = self.config.get("model", {})
         # genre_als's user side is explicit ALS's
         weighted = self.kind in ("als", "genre_als") and settings.get("reg_mode", "weighted") == "weighted"
-        if self.kind in ("mean", "popular"):  # user rows play no part in these scores
+        if self.posterior is not None:  # bpmf: a draw from each kept sample's conditional (models/bpmf.py)
+            solved = fold_in_bpmf(self.user_matrix_, self.item_matrix_, float(self.mu_), self.posterior,
+                                  self.user_counts_, rows, items[known], ratings[known], len(users),
+                                  [_stable_key(u) for u in users.tolist()], int(settings.get("seed", 0)))
+        elif self.kind in ("mean", "popular"):  # user rows play no part in these scores
             solved = np.zeros((len(users), self.user_matrix_.shape[1]), np.float32)
         elif self.kind == "implicit_als":
             solved = fold_in_implicit(self.item_matrix_, rows, items[known], ratings[known], len(users), settings)

@@ -124,9 +124,7 @@ def test_bpmf_bad_config_names_the_key(model, key):
         JobConfig.from_mapping({"model": model})
 
 
-def test_bpmf_refuses_fold_in_and_als_has_no_predictive_std(reference_chain, small_split):
-    with pytest.raises(DataError, match="fold-in is not available for bpmf"):
-        reference_chain.fold_in(np.array([10_000]), reference_chain.item_ids_[:2], np.array([4.0, 5.0]))
+def test_bpmf_als_has_no_predictive_std(small_split):
     als = fit(TrainConfig(train=str(small_split / "train")), ModelConfig(rank=2, n_iter=1), EngineConfig()).model
     with pytest.raises(DataError, match="no predictive distribution"):
         als.predict_std_idx(np.array([0]), np.array([0]))

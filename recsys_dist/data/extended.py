@@ -48,6 +48,9 @@ def write_extended(train: Dataset, user_ids: np.ndarray, folded: tuple[np.ndarra
             lo, hi = np.searchsorted(merged.user_idx, [block * writer.block_size, (block + 1) * writer.block_size])
             writer.write_block(block, merged.take(np.arange(lo, hi)))
         users_frame = pd.DataFrame({"user_idx": np.arange(len(user_ids), dtype=np.int32), "user_id": user_ids})
+        known = train.read_users().drop(columns="user_idx")
+        if len(known.columns) > 1:  # demographics: the known users keep theirs, folded-in ones have none
+            users_frame = users_frame.merge(known, on="user_id", how="left", validate="one_to_one")
         pq.write_table(pa.Table.from_pandas(users_frame, preserve_index=False), root / "users.parquet")
         with train.open_file("items.parquet") as src:
             (root / "items.parquet").write_bytes(src.read())

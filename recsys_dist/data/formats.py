@@ -11,7 +11,8 @@ csv       any delimited text with a header naming the columns
 parquet   any Parquet file with the named columns
 ========  ==========================  ==============================  ============
 
-ml-csv covers ml-20m, ml-25m, ml-32m, ml-latest and ml-latest-small.
+ml-csv covers ml-20m, ml-25m, ml-32m, ml-latest and ml-latest-small. User demographics come from
+ml-100k's ``u.user`` and ml-1m's ``users.dat`` (data/users.py); the other releases have none.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class SourceFormat:
     scale: RatingScale | None
     items_file: str | None = None
     genre_file: str | None = None
+    users_file: str | None = None
 
 
 ML100K = RatingsLayout("\t", False, ("user", "item", "rating", "timestamp"), "user", "item", "rating", "timestamp")
@@ -111,12 +113,14 @@ def detect_format(source: Source, requested: str, generic: RatingsLayout) -> Sou
         return path if path in files else None
 
     if requested in ("auto", "ml-100k") and (rel := find("u.data")):
-        return SourceFormat("ml-100k", rel, ML100K, WHOLE_STARS, sibling(rel, "u.item"), sibling(rel, "u.genre"))
+        return SourceFormat("ml-100k", rel, ML100K, WHOLE_STARS, sibling(rel, "u.item"), sibling(rel, "u.genre"),
+                            sibling(rel, "u.user"))
     if requested in ("auto", "ml-1m", "ml-10m") and (rel := find("ratings.dat")):
         # ml-1m ships users.dat; ml-10m does not and uses half stars.
         one_m = requested == "ml-1m" or (requested == "auto" and sibling(rel, "users.dat") is not None)
         name, scale = ("ml-1m", WHOLE_STARS) if one_m else ("ml-10m", HALF_STARS)
-        return SourceFormat(name, rel, ML1M, scale, sibling(rel, "movies.dat"))
+        return SourceFormat(name, rel, ML1M, scale, sibling(rel, "movies.dat"),
+                            users_file=sibling(rel, "users.dat") if one_m else None)
     if requested in ("auto", "ml-csv") and (rel := find("ratings.csv")):
         return SourceFormat("ml-csv", rel, MLCSV, HALF_STARS, sibling(rel, "movies.csv"))
     if len(files) == 1:

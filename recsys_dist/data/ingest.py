@@ -35,6 +35,7 @@ from recsys_dist.data.ids import IdIndex, UniqueAccumulator
 from recsys_dist.data.items import ITEM_COLUMNS, read_items
 from recsys_dist.data.readers import RawChunk, iter_rating_chunks
 from recsys_dist.data.sources import SHORTHANDS, Source, resolve_source
+from recsys_dist.data.users import USER_COLUMNS, read_users
 from recsys_dist.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -52,17 +53,19 @@ def ingest(cfg: IngestConfig) -> dict[str, Any]:
     scale = RatingScale(*cfg.scale) if cfg.scale else fmt.scale
     log.info("ingest %s: format %s, ratings in %s", cfg.source, fmt.name, fmt.ratings_file)
     items_meta = read_items(source, fmt.name, fmt.items_file, fmt.genre_file)
+    users_meta = read_users(source, fmt.name, fmt.users_file)
     chunks = iter_rating_chunks(source, fmt.ratings_file, fmt.layout, scale, cfg.chunk_mb << 20)
     meta = {
         "kind": "dataset",
         # where the input is, valid from any directory (a shorthand's cached archive), for split --method folds
         "source": {"spec": cfg.source, "location": _location(cfg.source, source), "format": fmt.name,
                    "ratings_file": source.describe(fmt.ratings_file),
-                   "items_file": source.describe(fmt.items_file) if fmt.items_file else None},
+                   "items_file": source.describe(fmt.items_file) if fmt.items_file else None,
+                   "users_file": source.describe(fmt.users_file) if fmt.users_file else None},
         "has_timestamp": fmt.layout.timestamp is not None,
     }
     with staged_dir(cfg.out) as stage:
-        manifest = build_dataset(stage, chunks, items_meta, scale, cfg.partitions, meta)
+        manifest = build_dataset(stage, chunks, items_meta, scale, cfg.partitions, meta, users_meta)
     manifest["seconds"] = time.perf_counter() - started
     return manifest
 
@@ -98,6 +101,7 @@ def build_dataset(
     scale: RatingScale | None,
     n_blocks: int,
     meta: dict[str, Any],
+    users_meta: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Write a dataset into ``root`` from raw chunks; see the module docstring for the passes."""
     spill = root / "_spill"
@@ -117,15 +121,16 @@ def build_dataset(
     if dropped:
         log.warning("dropped %d duplicate (user, item) ratings, keeping the latest of each", dropped)
     item_frame, without_meta, unrated = _item_frame(items, items_meta)
-    writer.write_id_maps(pd.DataFrame({"user_idx": np.arange(len(users), dtype=np.int32), "user_id": users.ids}),
-                         item_frame)
+    user_frame, without_demographics = _user_frame(users, users_meta)
+    writer.write_id_maps(user_frame, item_frame)
     genres = sorted({g for gs in item_frame["genres"] for g in gs})
     meta = {
         **meta,
         "rating_scale": (scale or observed.scale()).to_mapping(),
         "genres": genres,
         "counts": {"rows_read": observed.rows, "duplicates_dropped": dropped,
-                   "items_without_metadata": without_meta, "catalog_items_unrated": unrated},
+                   "items_without_metadata": without_meta, "catalog_items_unrated": unrated,
+                   **({"users_without_demographics": without_demographics} if users_meta is not None else {})},
     }
     return writer.finish(meta)
 
@@ -229,6 +234,16 @@ def _item_frame(items: IdIndex, meta: pd.DataFrame | None) -> tuple[pd.DataFrame
     merged["genres"] = [g if isinstance(g, list) else [] for g in merged["genres"]]
     unrated = int((~meta["item_id"].isin(items.ids)).sum())
     return merged[["item_idx", *ITEM_COLUMNS]], int(missing.sum()), unrated
+
+
+def _user_frame(users: IdIndex, meta: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """users.parquet rows, with the user file's demographics (nulls for users it does not list) when the
+    source has one; and how many rated users it does not list."""
+    frame = pd.DataFrame({"user_idx": np.arange(len(users), dtype=np.int32), "user_id": users.ids})
+    if meta is None or not users.is_integer:
+        return frame, len(users) if meta is not None else 0
+    merged = frame.merge(meta, on="user_id", how="left", validate="one_to_one")
+    return merged[["user_idx", *USER_COLUMNS]], int(merged["gender"].isna().sum())
 
 
 def read_raw_ratings(spec: str, cfg: IngestConfig = IngestConfig()) -> RawChunk:

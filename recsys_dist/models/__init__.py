@@ -21,12 +21,11 @@ from recsys_dist.config import ModelConfig
 
 def steps_for(cfg: ModelConfig, mu: float, train: Any = None) -> Any:  # noqa: ANN401 - a Dataset
     """The ``Steps`` of an iterative model kind (als, bias, implicit_als, bpr, bpmf, genre_als: which reads the
-    item genres of ``train``)."""
+    item genres and user demographics of ``train``)."""
     if cfg.kind == "genre_als":
-        from recsys_dist.models.genre_als import GenreSteps, genre_features
+        from recsys_dist.models.genre_als import GenreSteps
 
-        genres = list(train.manifest.get("genres", []))
-        return GenreSteps(cfg, mu, genre_features(train.read_items(), genres, train.n_items), genres)
+        return GenreSteps.for_dataset(cfg, mu, train)
     if cfg.kind == "implicit_als":
         from recsys_dist.models.implicit_als import ImplicitSteps
 

@@ -221,3 +221,45 @@ def predictive_std(user: np.ndarray, item: np.ndarray, mu: float, posterior: dic
     """Standard deviation of a new rating given the posterior: sqrt(spread over samples + noise variance)."""
     preds = sample_predictions(user, item, mu, int(posterior["samples"]), int(posterior["rank"]), user_idx, item_idx)
     return np.sqrt(preds.var(axis=1) + float(posterior["noise_variance"]))
+
+
+FOLD_IN_STREAM_BASE = 1 << 40  # above every sweep's draw_stream: fold-in draws never reuse training's
+
+
+def fold_in_bpmf(user: np.ndarray, item: np.ndarray, mu: float, posterior: dict[str, Any], user_counts: np.ndarray | None,
+                 rows: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_new: int, keys: list[int],
+                 seed: int) -> np.ndarray:
+    """Posterior-layout rows [n_new, S (k+2) + 1] of users folded in without retraining.
+
+    For each kept sample s the user's row is drawn from its Gibbs conditional given that sample's item
+    rows: N(A^{-1}(P m0 + beta sum t f), A^{-1}), A = P + beta sum f f^T over the user's ratings, f = [q_j^s, 1],
+    t = r - mu - b_j^s, with (m0, P) drawn from the Normal-Wishart posterior of sample s's trained user rows
+    (as the sweep that made the sample did) and beta = 1 / the model's noise variance. So the folded-in
+    user is averaged over S draws exactly as a trained one, and the predictive std keeps the spread of
+    both sides' samples. Draws are keyed by (seed, sample, the user's key): the same fold-in gives the same
+    rows. ``rows`` gives each rating's new-user row (0..n_new-1), ``items`` its item index."""
+    n_samples, rank = int(posterior["samples"]), int(posterior["rank"])
+    width, beta = n_samples * rank, 1.0 / float(posterior["noise_variance"])
+    scale = np.sqrt(n_samples)
+    trained = user_counts > 0 if user_counts is not None else user.any(axis=1)
+    order = np.argsort(rows, kind="stable")
+    bounds = np.searchsorted(rows[order], np.arange(n_new + 1))
+    out = np.zeros((n_new, user.shape[1]), np.float64)
+    key_rows = np.array([k >> 22 for k in keys], np.int64)
+    for s in range(n_samples):
+        q = np.hstack([item[:, s * rank:(s + 1) * rank].astype(np.float64) * scale, np.ones((len(item), 1))])
+        b_item = item[:, width + n_samples + s].astype(np.float64)
+        sample_users = np.hstack([user[trained, s * rank:(s + 1) * rank] * scale, user[trained, width + s:width + s + 1]])
+        precision, prior_rhs = draw_hyper(sample_users, hyper_rng(seed, s, 0xF01D))
+        z = normal(seed, FOLD_IN_STREAM_BASE + s, key_rows, rank + 1)
+        for r in range(n_new):
+            mine = order[bounds[r]:bounds[r + 1]]
+            f = q[items[mine]]
+            t = ratings[mine] - mu - b_item[items[mine]]
+            chol = np.linalg.cholesky(precision + beta * f.T @ f)
+            mean = np.linalg.solve(chol.T, np.linalg.solve(chol, prior_rhs + beta * f.T @ t))
+            x = mean + np.linalg.solve(chol.T, z[r])  # covariance (L L^T)^{-1}
+            out[r, s * rank:(s + 1) * rank] = x[:rank] / scale
+            out[r, width + s] = x[rank]
+    out[:, -1] = out[:, width:width + n_samples].mean(axis=1)
+    return out.astype(np.float32)

@@ -13,6 +13,12 @@ and one iteration is three exact minimisations, each lowering it: the user half-
 ALS), the genre step (G by weighted ridge regression of the item rows on their genres: small k x g
 reductions over the item blocks) and the item half-step towards the new means. An item without ratings
 ends with q_i = m_i: what its genres predict. Items without genres get m_i = 0 (plain ALS).
+
+Users likewise, when the training data has demographics (data/users.py: one-hot gender, age group and
+occupation, divided by their number): each user row [p_u, b_u] is pulled towards D^T f_u, D
+[n_features, k+1] a learned demographic embedding (its last column a demographic bias) regularised as G
+is, so a user without ratings gets p_u = D^T f_u. The iteration then starts with the demographic step
+(D by the same ridge regression over the user blocks), and the user half-step solves towards D^T f_u.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_dist.als import regularization, solve_block
+from recsys_dist.als import solve_block
 from recsys_dist.blocking import InBlock
 from recsys_dist.config import ModelConfig
 from recsys_dist.errors import DataError, FitError
@@ -43,17 +49,43 @@ def genre_features(items: Any, genres: list[str], n_items: int) -> np.ndarray:  
     return f
 
 
+DEMOGRAPHIC_GROUPS = ("gender", "age_group", "occupation")
+"""The users.parquet columns one-hot encoded (data/users.py writes them; zip codes are too many and too
+sparse to help)."""
+
+
+def demographic_features(users: pd.DataFrame, n_users: int) -> tuple[np.ndarray, list[str]]:
+    """(float64[n_users, n_features], feature names "gender=F", "age_group=25-34", "occupation=writer", ...):
+    each user's one-hot gender, age group and occupation divided by the number of them known, so a user
+    sits at the mean of their groups' embeddings as an item at its genres'; zero rows for users without
+    demographics. No columns when the dataset has none."""
+    if not set(DEMOGRAPHIC_GROUPS) <= set(users.columns):
+        return np.zeros((n_users, 0)), []
+    idx = users["user_idx"].to_numpy()
+    values = {g: users[g].astype(object).where(users[g].notna(), None).to_numpy() for g in DEMOGRAPHIC_GROUPS}
+    names = [f"{g}={v}" for g in DEMOGRAPHIC_GROUPS for v in sorted({v for v in values[g] if v is not None}, key=str)]
+    column = {name: c for c, name in enumerate(names)}
+    f = np.zeros((n_users, len(names)))
+    for g in DEMOGRAPHIC_GROUPS:
+        known = np.array([v is not None for v in values[g]], bool)
+        cols = np.array([column[f"{g}={v}"] for v in values[g][known]], np.int64)
+        f[idx[known], cols] = 1.0
+    total = f.sum(axis=1, keepdims=True)
+    return np.divide(f, total, out=np.zeros_like(f), where=total > 0), names
+
+
 def block_genre_moments(block: InBlock, _src: None, own_rows: np.ndarray, features: np.ndarray,
                         scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map task over the item blocks: F^T S F [g, g] and F^T S X [g, k+1] of the block's own rows."""
+    """Map task over the item (or user) blocks: F^T S F [g, g] and F^T S X [g, k+1] of the block's own rows."""
     f = features[block.lo:block.hi]
     s = scale[block.lo:block.hi, None]
     return f.T @ (s * f), f.T @ (s * own_rows.astype(np.float64))
 
 
-def solve_items_toward_genres(block: InBlock, src: np.ndarray, _prev: None, prior: np.ndarray, mu: float, reg: float,
+def solve_toward_features(block: InBlock, src: np.ndarray, _prev: None, prior: np.ndarray, mu: float, reg: float,
                               bias_reg: float, weighted: bool, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """Solve task of the item half-step: rows [hi-lo, k+1] and stats [sse, nnz, kernel seconds]."""
+    """Solve task of a half-step towards per-row prior means (the item rows' genres, the user rows'
+    demographics): rows [hi-lo, k+1] and stats [sse, nnz, kernel seconds]."""
     set_threads(threads)
     started = time.perf_counter()
     rows = np.empty((block.hi - block.lo, src.shape[1]), np.float32)
@@ -70,21 +102,38 @@ def solve_items_toward_genres(block: InBlock, src: np.ndarray, _prev: None, prio
 class GenreSteps:
     sides = ("user", "item")
 
-    def __init__(self, cfg: ModelConfig, mu: float, features: np.ndarray, genres: list[str]) -> None:
+    def __init__(self, cfg: ModelConfig, mu: float, features: np.ndarray, genres: list[str],
+                 user_features: np.ndarray | None = None, user_feature_names: list[str] | None = None) -> None:
         if not features.any():
             raise DataError("model.kind = genre_als needs item genres, and this dataset has none "
                             "(items.parquet lists no genre for any item)")
-        self.cfg, self.mu, self.features, self.genres = cfg, mu, features, genres
+        self.cfg, self.mu = cfg, mu
         self.rank = cfg.rank
         self.weighted = cfg.reg_mode == "weighted"
-        self.embedding = np.zeros((len(genres), cfg.rank + 1))
+        self.features = {"item": features, "user": user_features if user_features is not None and
+                         user_features.any() else None}
+        self.names = {"item": genres, "user": list(user_feature_names or [])}
+        self.embedding = {side: np.zeros((len(self.names[side]), cfg.rank + 1)) for side in self.sides}
         self.counts: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def for_dataset(cls, cfg: ModelConfig, mu: float, train: Any) -> GenreSteps:  # noqa: ANN401 - a Dataset
+        """Steps reading the item genres (and the user demographics, where present) of ``train``."""
+        genres = list(train.manifest.get("genres", []))
+        user_f, names = demographic_features(train.read_users(), train.n_users)
+        return cls(cfg, mu, genre_features(train.read_items(), genres, train.n_items), genres, user_f, names)
+
+    @property
+    def genres(self) -> list[str]:
+        return self.names["item"]
+
     def describe(self) -> str:
-        return f"Cholesky, items pulled towards the embedding of their genres ({len(self.genres)} genres)"
+        users = (f", users towards the embedding of their demographics ({len(self.names['user'])} features)"
+                 if self.features["user"] is not None else "")
+        return f"Cholesky, items pulled towards the embedding of their genres ({len(self.genres)} genres){users}"
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
-        return n_blocks["user"] + 2 * n_blocks["item"]
+        return (2 if self.features["user"] is not None else 1) * n_blocks["user"] + 2 * n_blocks["item"]
 
     def prepare(self, ex: Any, counts: dict[str, np.ndarray], n_blocks: dict[str, int]) -> None:
         self.counts = counts
@@ -92,58 +141,96 @@ class GenreSteps:
     def iteration(self, ex: Any, iteration: int) -> dict[str, Any]:
         cfg = self.cfg
         record: dict[str, Any] = {"solver": "cholesky"}
-        user_step = (self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads, 0)
-        stats = half_step(ex, record, "user", "item", solve_block, user_step, False)
+        if self.features["user"] is None:
+            user_step = (self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads, 0)
+            stats = half_step(ex, record, "user", "item", solve_block, user_step, False)
+        else:
+            t0 = time.perf_counter()
+            self.embedding["user"] = self._prior_step(ex, "user")
+            record["demographic_seconds"] = time.perf_counter() - t0
+            user_step = (self._prior("user"), self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads)
+            stats = half_step(ex, record, "user", "item", solve_toward_features, user_step, False)
+            record["user_seconds"] += record["demographic_seconds"]
         record["objective_after_user"] = float(stats[0]) + self._penalty(ex)
         t0 = time.perf_counter()
-        self.embedding = self._genre_step(ex)
+        self.embedding["item"] = self._prior_step(ex, "item")
         record["genre_seconds"] = time.perf_counter() - t0
         record["objective_after_genres"] = float(stats[0]) + self._penalty(ex)
-        prior = np.ascontiguousarray(self.features @ self.embedding)
-        item_step = (prior, self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads)
-        stats = half_step(ex, record, "item", "user", solve_items_toward_genres, item_step, False)
+        item_step = (self._prior("item"), self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads)
+        stats = half_step(ex, record, "item", "user", solve_toward_features, item_step, False)
         record["objective"] = record["objective_after_item"] = float(stats[0]) + self._penalty(ex)
         record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))
         record["item_seconds"] += record["genre_seconds"]
         return record
 
-    def _scale(self) -> np.ndarray:
-        n = self.counts["item"].astype(np.float64)
+    def _prior(self, side: str) -> np.ndarray:
+        """[n, k+1] prior means of the side's rows (zeros where a side has no features)."""
+        return np.ascontiguousarray(self.features[side] @ self.embedding[side])
+
+    def _scale(self, side: str) -> np.ndarray:
+        n = self.counts[side].astype(np.float64)
         return n if self.weighted else (n > 0).astype(np.float64)
 
-    def _genre_step(self, ex: Any) -> np.ndarray:
-        """G minimising the item penalty plus genre_reg |G|^2 for the current item rows (weighted ridge)."""
-        moments = ex.map_blocks("item", block_genre_moments, None, "item", (self.features, self._scale()))
+    def _prior_step(self, ex: Any, side: str) -> np.ndarray:
+        """The embedding minimising the side's penalty plus its ridge for the current rows (weighted ridge)."""
+        moments = ex.map_blocks(side, block_genre_moments, None, side, (self.features[side], self._scale(side)))
         ftf = sum(m[0] for m in moments)
         ftx = sum(m[1] for m in moments)
-        g = np.empty_like(self.embedding)
-        eye = np.eye(len(self.genres))
-        w_factors, w_bias = self._genre_weights()
+        g = np.empty_like(self.embedding[side])
+        eye = np.eye(len(self.names[side]))
+        w_factors, w_bias = self._ridge(side)
         g[:, :-1] = np.linalg.solve(self.cfg.reg * ftf + w_factors * eye, self.cfg.reg * ftx[:, :-1])
         g[:, -1] = np.linalg.solve(self.cfg.bias_reg * ftf + w_bias * eye, self.cfg.bias_reg * ftx[:, -1])
         return g
 
-    def _genre_weights(self) -> tuple[float, float]:
-        """The ridge on G's factor and bias columns: each genre is held like ``genre_reg`` items of average
-        weight (a rated item's mean s_i times reg, or bias_reg), so the default needs no rescaling between
-        datasets of other sizes."""
-        scale = self._scale()
+    def _ridge(self, side: str) -> tuple[float, float]:
+        """The ridge on an embedding's factor and bias columns: each genre (demographic feature) is held like
+        ``genre_reg`` rows of average weight (a rated row's mean s times reg, or bias_reg), so the default
+        needs no rescaling between datasets of other sizes."""
+        scale = self._scale(side)
         mean = float(scale[scale > 0].mean()) if (scale > 0).any() else 1.0
         return self.cfg.genre_reg * self.cfg.reg * mean, self.cfg.genre_reg * self.cfg.bias_reg * mean
 
     def _penalty(self, ex: Any) -> float:
-        """The regularisation terms of the objective for the current rows and embedding."""
-        items = ex.matrix("item").astype(np.float64) - self.features @ self.embedding
-        per_item = self.cfg.reg * np.einsum("ij,ij->i", items[:, :-1], items[:, :-1]) + self.cfg.bias_reg * items[:, -1] ** 2
-        users = regularization(ex.matrix("user"), self.counts["user"], self.cfg.reg, self.cfg.bias_reg, self.weighted)
-        w_factors, w_bias = self._genre_weights()
-        return float(users + per_item @ self._scale() + w_factors * np.sum(self.embedding[:, :-1] ** 2)
-                     + w_bias * np.sum(self.embedding[:, -1] ** 2))
+        """The regularisation terms of the objective for the current rows and embeddings."""
+        total = 0.0
+        for side in self.sides:
+            rows = ex.matrix(side).astype(np.float64)
+            if self.features[side] is not None:
+                rows -= self._prior(side)
+            per_row = self.cfg.reg * np.einsum("ij,ij->i", rows[:, :-1], rows[:, :-1]) + self.cfg.bias_reg * rows[:, -1] ** 2
+            w_factors, w_bias = self._ridge(side)
+            total += float(per_row @ self._scale(side) + w_factors * np.sum(self.embedding[side][:, :-1] ** 2)
+                           + w_bias * np.sum(self.embedding[side][:, -1] ** 2))
+        return total
 
     def model_extras(self) -> dict[str, Any]:
-        """The learned genre embedding, saved in model.json: genre -> [factors..., bias]."""
-        return {"genre_embedding": {g: [float(v) for v in row] for g, row in zip(self.genres, self.embedding)}}
+        """The learned embeddings, saved in model.json: genre -> [factors..., bias], and where users were
+        pulled towards their demographics, feature ("occupation=writer") -> [factors..., bias]."""
+        extras = {"genre_embedding": {g: [float(v) for v in row] for g, row in zip(self.genres, self.embedding["item"])}}
+        if self.features["user"] is not None:
+            extras["demographic_embedding"] = {f: [float(v) for v in row]
+                                               for f, row in zip(self.names["user"], self.embedding["user"])}
+        return extras
 
     @staticmethod
     def summary(record: dict[str, Any]) -> str:
         return f"objective {record['objective']:.6g}, train RMSE {record['train_rmse']:.4f}"
+
+
+def nearest_features(embedding: dict[str, list[float]], n: int = 3) -> list[tuple[str, float, list[str]]]:
+    """For each genre (or demographic feature) of a saved embedding (name -> [factors..., bias]): its bias
+    and the ``n`` others nearest by cosine of their factor columns, nearest first -- what the model learned
+    about how genres relate. Names of all-zero factor rows (genres no rated item carries) have no
+    neighbours."""
+    names = list(embedding)
+    rows = np.array([embedding[name] for name in names], np.float64).reshape(len(names), -1)
+    factors = rows[:, :-1]
+    norms = np.linalg.norm(factors, axis=1)
+    unit = factors / np.where(norms > 0, norms, 1.0)[:, None]
+    cosine = unit @ unit.T
+    out = []
+    for i, name in enumerate(names):
+        others = [j for j in np.argsort(-cosine[i], kind="stable") if j != i and norms[j] > 0]
+        out.append((name, float(rows[i, -1]), [names[j] for j in others[:n]] if norms[i] > 0 else []))
+    return out

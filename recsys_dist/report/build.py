@@ -118,6 +118,9 @@ def _model_section(page: Page, s: dict[str, Any], i: int) -> None:
     page.figure(F.item_factor_map(s), f"model{i + 1}_item_map")
     if s["item_map"] is None:
         page.text("This model has no item factors to map (rank 0 or fewer than 2 factors).", note=True)
+    for what, rows in s.get("embeddings", {}).items():  # genre_als: what it learned of genres and demographics
+        page.heading(f"Learned {what} embedding")
+        page.table([what, "bias", "nearest by cosine"], [[name, bias, ", ".join(near)] for name, bias, near in rows])
     page.heading("Example users")
     for e in s["examples"]:
         _example(page, e)

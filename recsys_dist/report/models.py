@@ -51,7 +51,16 @@ def summarize_model(url: str, evaluations: list[dict[str, Any]], examples: int =
     s["bias"] = popularity_bias(model, train)
     s["item_map"] = item_map(model, train)
     s["examples"] = example_users(url, model, examples)
+    s["embeddings"] = learned_embeddings(model)
     return s
+
+
+def learned_embeddings(model: ALSModel) -> dict[str, list[tuple[str, float, list[str]]]]:
+    """genre_als: each learned genre's (and demographic feature's) bias and nearest neighbours by cosine."""
+    from recsys_dist.models.genre_als import nearest_features
+
+    return {title: nearest_features(model.config[key]) for key, title in
+            (("genre_embedding", "genre"), ("demographic_embedding", "demographic feature")) if model.config.get(key)}
 
 
 def _ranking(url: str, model: ALSModel, saved: dict[str, Any], evaluations: list[dict[str, Any]],
