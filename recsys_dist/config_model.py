@@ -40,8 +40,9 @@ class ModelConfig:
     with one or two five-star ratings. Predicted ratings (and RMSE) are unaffected; 0 turns it off."""
     genre_reg: float = 10.0
     """genre_als: each item's factors are pulled towards the mean embedding of its genres (an item without
-    ratings gets exactly that); the embedding of a genre is regularised like this many items of average
-    popularity."""
+    ratings gets exactly that), and, when the data has user demographics (ml-100k, ml-1m), each user's
+    towards the embedding of their gender, age group and occupation; a feature's embedding is regularised
+    like this many rows of average popularity."""
     reg_mode: str = "weighted"
     """``weighted``: lambda * n per row (n its ratings, or interactions; Spark MLlib); ``plain``: lambda."""
     n_iter: int = 10
