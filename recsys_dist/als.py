@@ -12,7 +12,7 @@ import numpy as np
 from recsys_dist.blocking import InBlock, build_in_block
 from recsys_dist.errors import FitError
 from recsys_dist.hashing import normal
-from recsys_dist.kernels.als import set_threads, solve_in_block, solve_in_block_cg
+from recsys_dist.kernels.als import predict_pairs, set_threads, solve_in_block, solve_in_block_cg
 
 INIT_SCALE = 0.1
 
@@ -62,9 +62,15 @@ def fold_in_rows(item_matrix: np.ndarray, rows: np.ndarray, item_idx: np.ndarray
 
 def init_matrix(seed: int, side: int, n_rows: int, rank: int) -> np.ndarray:
     """Initial [n_rows, rank+1] matrix: N(0, INIT_SCALE^2) factors from (seed, side, row) alone, zero bias."""
-    out = np.zeros((n_rows, rank + 1), np.float32)
+    return init_rows(0, n_rows, seed, side, rank)
+
+
+def init_rows(lo: int, hi: int, seed: int, side: int, rank: int) -> np.ndarray:
+    """Rows lo..hi-1 of ``init_matrix``: each row from (seed, side, row) alone, so a sharded matrix built block
+    by block where the blocks live equals the whole one, on every engine and block count."""
+    out = np.zeros((hi - lo, rank + 1), np.float32)
     if rank:
-        out[:, :rank] = INIT_SCALE * normal(seed, side, np.arange(n_rows), rank)
+        out[:, :rank] = INIT_SCALE * normal(seed, side, np.arange(lo, hi), rank)
     return out
 
 
@@ -74,3 +80,29 @@ def regularization(matrix: np.ndarray, counts: np.ndarray, reg: float, bias_reg:
     per_row = reg * np.einsum("ij,ij->i", m[:, :-1], m[:, :-1]) + bias_reg * m[:, -1] ** 2
     scale = counts.astype(np.float64) if weighted else (counts > 0).astype(np.float64)
     return float(per_row @ scale)
+
+
+def block_regularization(block: InBlock, _src: None, own_rows: np.ndarray, reg: float, bias_reg: float,
+                         weighted: bool) -> float:
+    """Map task: the block's share of ``regularization`` (its rows, its own rating counts), so the objective's
+    penalty is a sum of per-block floats and no task or driver needs a whole factor matrix."""
+    return regularization(own_rows, block.row_counts(), reg, bias_reg, weighted)
+
+
+def block_is_finite(block: InBlock, _src: None, own_rows: np.ndarray) -> bool:
+    """Map task: whether every entry of the block's own factor rows is finite."""
+    return bool(np.isfinite(own_rows).all())
+
+
+def block_test_sse(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float,
+                   clip: tuple[float, float] | None) -> tuple[float, int]:
+    """Map task over test ratings blocked like the training users: (sum of squared errors, ratings) of the
+    predictions ``ALSModel.predict_idx`` makes for them (mu + biases + dot product, clipped to ``clip``), from the
+    block's own user rows and the item matrix, so the per-iteration test RMSE needs no model in the driver."""
+    users = np.repeat(np.arange(block.hi - block.lo, dtype=np.int64), block.row_counts())
+    predicted = np.empty(block.nnz, np.float64)
+    predict_pairs(users, np.asarray(block.indices, np.int64), np.ascontiguousarray(user_rows, np.float32),
+                  item_matrix, float(mu), predicted)
+    if clip is not None:
+        np.clip(predicted, *clip, out=predicted)
+    return float(np.sum((predicted - block.values) ** 2)), int(block.nnz)

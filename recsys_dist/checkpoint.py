@@ -171,17 +171,87 @@ def load_model(url: str) -> ALSModel:
 
 def save_checkpoint(url: str, iteration: int, matrices: dict[str, np.ndarray], state: dict[str, Any],
                     keep: int = 2) -> str:
+    path = begin_checkpoint(url, iteration)
+    fs, _ = _fs(path)
+    sums = {f"{name}.npy": _put(fs, f"{_fs(path)[1]}/{name}.npy", _npy(m)) for name, m in matrices.items()}
+    finish_checkpoint(url, iteration, sums, state, keep)
+    return path
+
+
+def begin_checkpoint(url: str, iteration: int) -> str:
+    """The URL of checkpoint ``iteration``'s directory, made and marked incomplete (no state file)."""
     fs, root = _fs(url)
     path = f"{root}/checkpoints/iter-{iteration:05d}"
     fs.makedirs(path, exist_ok=True)
     if fs.exists(f"{path}/{STATE_FILE}"):
         fs.rm(f"{path}/{STATE_FILE}")
-    sums = {f"{name}.npy": _put(fs, f"{path}/{name}.npy", _npy(m)) for name, m in matrices.items()}
-    _put(fs, f"{path}/{STATE_FILE}", json.dumps({"iteration": iteration, "files": sums, **state}).encode())
+    return f"{str(url).rstrip('/')}/checkpoints/iter-{iteration:05d}"
+
+
+def finish_checkpoint(url: str, iteration: int, files: dict[str, str], state: dict[str, Any], keep: int = 2) -> None:
+    """Write the state file (``files``: name -> SHA-256 of each file already written), then drop old checkpoints."""
+    fs, root = _fs(url)
+    path = f"{root}/checkpoints/iter-{iteration:05d}"
+    _put(fs, f"{path}/{STATE_FILE}", json.dumps({"iteration": iteration, "files": files, **state}).encode())
     done = _complete_checkpoints(fs, root)
     for old in done[:-keep]:
         fs.rm(f"{root}/checkpoints/{old}", recursive=True)
-    return path
+
+
+def write_rows_part(block: Any, _src: None, own_rows: np.ndarray, path: str, name: str) -> tuple[str, str]:
+    """Map task: write the block's rows of matrix ``name`` as ``name/part-LO-HI.npy`` under the checkpoint
+    directory ``path`` (where the block lives); return (that file name, its SHA-256) for the state file."""
+    fs, root = _fs(path)
+    fs.makedirs(f"{root}/{name}", exist_ok=True)
+    file = f"{name}/part-{block.lo:010d}-{block.hi:010d}.npy"
+    return file, _put(fs, f"{root}/{file}", _npy(np.ascontiguousarray(own_rows)))
+
+
+def _parts(files: dict[str, str], name: str) -> list[tuple[int, int, str]]:
+    """(lo, hi, file) of matrix ``name``'s block files, in row order (none for a single-file matrix)."""
+    found = []
+    for file in files:
+        if file.startswith(f"{name}/part-") and file.endswith(".npy"):
+            lo, hi = file[len(name) + 6:-4].split("-")
+            found.append((int(lo), int(hi), file))
+    return sorted(found)
+
+
+def _matrix_rows(fs: fsspec.AbstractFileSystem, path: str, files: dict[str, str], name: str, lo: int | None = None,
+                 hi: int | None = None) -> np.ndarray:
+    """Rows lo..hi-1 (all when None) of a checkpoint matrix, from its single file or the block files covering them."""
+    def load(file: str) -> np.ndarray:
+        return np.load(io.BytesIO(_read(fs, f"{path}/{file}", files[file], "checkpoint")), allow_pickle=False)
+
+    if f"{name}.npy" in files:
+        return load(f"{name}.npy")[lo:hi]
+    parts = _parts(files, name)
+    if not parts:
+        raise CheckpointError(f"{path}: no {name} matrix in the checkpoint")
+    first, last = (parts[0][0] if lo is None else lo), (parts[-1][1] if hi is None else hi)
+    pieces = [load(file)[max(first, a) - a:min(last, b) - a] for a, b, file in parts if a < last and b > first]
+    return np.concatenate(pieces) if pieces else np.zeros((0, 0), np.float32)
+
+
+def checkpoint_state(url: str) -> tuple[int, tuple[str, dict[str, str]], dict[str, Any]] | None:
+    """(iteration, (directory URL, files), state) of the newest complete checkpoint, without reading a matrix."""
+    fs, root = _fs(url)
+    done = _complete_checkpoints(fs, root)
+    if not done:
+        return None
+    state = json.loads(_read(fs, f"{root}/checkpoints/{done[-1]}/{STATE_FILE}", None, "checkpoint"))
+    return int(state["iteration"]), (f"{str(url).rstrip('/')}/checkpoints/{done[-1]}", state["files"]), state
+
+
+def checkpoint_rows(lo: int, hi: int, where: tuple[str, dict[str, str]], name: str) -> np.ndarray:
+    """Sharded-matrix init: rows lo..hi-1 of matrix ``name`` of the checkpoint ``where`` (``checkpoint_state``'s
+    directory and files), whichever block count or engine wrote it."""
+    path, files = where
+    fs, root = _fs(path)
+    rows = _matrix_rows(fs, root, files, name, lo, hi)
+    if len(rows) != hi - lo:
+        raise CheckpointError(f"{path}: the {name} matrix has no rows {lo}-{hi - 1}; train into a new --out")
+    return rows
 
 
 def load_latest_checkpoint(url: str) -> tuple[int, dict[str, np.ndarray], dict[str, Any]] | None:
@@ -191,8 +261,8 @@ def load_latest_checkpoint(url: str) -> tuple[int, dict[str, np.ndarray], dict[s
         return None
     path = f"{root}/checkpoints/{done[-1]}"
     state = json.loads(_read(fs, f"{path}/{STATE_FILE}", None, "checkpoint"))
-    matrices = {name[:-4]: np.load(io.BytesIO(_read(fs, f"{path}/{name}", digest, "checkpoint")), allow_pickle=False)
-                for name, digest in state["files"].items()}
+    names = {file[:-4] if "/" not in file else file.split("/", 1)[0] for file in state["files"]}
+    matrices = {name: _matrix_rows(fs, path, state["files"], name) for name in names}
     return int(state["iteration"]), matrices, state
 
 

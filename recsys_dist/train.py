@@ -21,9 +21,10 @@ from typing import Any, Callable
 import numpy as np
 
 from recsys_dist import progress
-from recsys_dist.als import init_matrix
+from recsys_dist.als import block_is_finite, block_test_sse, init_matrix, init_rows
 from recsys_dist.blocking import block_bounds
-from recsys_dist.checkpoint import load_latest_checkpoint, save_checkpoint
+from recsys_dist.checkpoint import (begin_checkpoint, checkpoint_rows, checkpoint_state, finish_checkpoint,
+                                   load_latest_checkpoint, save_checkpoint, write_rows_part)
 from recsys_dist.config import KIND_ONLY_KEYS, RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
 from recsys_dist.data.blocks import build_from_pieces, load_item_block, load_user_block, split_by_block
 from recsys_dist.data.dataset import Dataset, Ratings
@@ -94,13 +95,17 @@ def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, in
                        "shrink the per-task part")
 
 
-def build_blocks(ex: Any, train: Dataset, sides: tuple[str, ...], n_blocks: dict[str, int]) -> dict[str, np.ndarray]:
+def build_blocks(ex: Any, train: Dataset, sides: tuple[str, ...], n_blocks: dict[str, int],
+                 test_url: str = "") -> dict[str, np.ndarray]:
     """Build ``sides``' blocks where the engine runs them; return each side's per-row rating counts and set
     ``n_blocks`` to the block counts used. The user blocks read the (user-sorted) Parquet; the item blocks are one
-    shuffle of the user blocks when both are needed, so the ratings are read once."""
+    shuffle of the user blocks when both are needed, so the ratings are read once. With ``test_url``, the test
+    ratings too, as side ``test`` cut like the training users (so each test block reads its users' rows)."""
     bounds = {"user": block_bounds(train.n_users, n_blocks["user"]), "item": block_bounds(train.n_items, n_blocks["item"])}
     counts: dict[str, np.ndarray] = {}
-    with progress.bar("building blocks", sum(len(bounds[s]) for s in sides)):
+    with progress.bar("building blocks", sum(len(bounds[s]) for s in sides) + (len(bounds["user"]) if test_url else 0)):
+        if test_url:
+            _load_test_blocks(ex, test_url, bounds["user"])
         for side in sides:
             n_blocks[side] = len(bounds[side])
             args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds[side])]
@@ -147,9 +152,12 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             user, item = np.zeros((train.n_users, 1), np.float32), np.zeros((train.n_items, 1), np.float32)
         return TrainResult(ALSModel(model_cfg.kind, mu, user, item, user_ids, item_ids, config,
                                     *train.rating_counts(), train.rating_scale[:2]), [], "none", time.perf_counter() - started)
-    test = Dataset.open(train_cfg.test).read_all() if train_cfg.test and not ranking else None
     steps = steps_for(model_cfg, mu, train)
     rank = steps.rank
+    # a sharded kind's factors live where its blocks do: the driver sees only block results (and fetch)
+    sharded = bool(getattr(steps, "sharded", False))
+    test_url = train_cfg.test if train_cfg.test and not ranking else ""
+    test = Dataset.open(test_url).read_all() if test_url and not sharded else None
     with make_executor(engine_cfg) as ex:
         log.info("engine: %s", ex.describe())
         configured = {"user": engine_cfg.user_blocks, "item": engine_cfg.item_blocks}
@@ -158,10 +166,11 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         n_blocks = {side: configured[side] or default_blocks(n, train.n_ratings, ex.n_workers)
                     for side, n in (("user", train.n_users), ("item", train.n_items))}
         check_worker_memory(ex, train, rank, n_blocks)
-        counts = build_blocks(ex, train, steps.sides, n_blocks)
-        for side, n in (("user", train.n_users), ("item", train.n_items)):
-            ex.new_matrix(side, n, rank + 1)
-        history, start = _initial_state(ex, train, train_cfg, model_cfg, rank, steps)
+        counts = build_blocks(ex, train, steps.sides, n_blocks, test_url if sharded else "")
+        if not sharded:
+            for side, n in (("user", train.n_users), ("item", train.n_items)):
+                ex.new_matrix(side, n, rank + 1)
+        history, start = _initial_state(ex, train, train_cfg, model_cfg, rank, steps, sharded)
         steps.prepare(ex, counts, n_blocks)
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)
@@ -171,14 +180,18 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             with progress.bar(f"iteration {iteration + 1}/{model_cfg.n_iter}", steps.tasks_per_iteration(n_blocks)):
                 record.update(steps.iteration(ex, iteration))
             for side in ("user", "item"):
-                if not np.isfinite(ex.matrix(side)).all():
+                finite = (all(ex.map_blocks(side, block_is_finite, None, side, ())) if sharded
+                          else np.isfinite(ex.matrix(side)).all())
+                if not finite:
                     raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
                                    f"(or lower model.learning_rate) or check the ratings")
-            if test is not None:
+            if test_url and sharded:
+                record["test_rmse"] = _test_rmse(ex, mu, model_cfg.kind, config, train.rating_scale[:2])
+            elif test is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False,
                                steps=steps)
                 record["test_rmse"] = rating_metrics(model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
-            if validate is not None:
+            if validate is not None:  # scores a model in memory: a fetch of both matrices for sharded kinds
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False)
                 model.user_counts_, model.item_counts_ = (counts[s].astype(np.int64) if s in counts else None
                                                           for s in ("user", "item"))
@@ -194,8 +207,15 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             every = train_cfg.checkpoint_every
             if every and train_cfg.out and (iteration + 1) % every == 0:
                 arrays = steps.checkpoint_arrays() if hasattr(steps, "checkpoint_arrays") else {}  # a sampler's chain
-                save_checkpoint(train_cfg.out, iteration + 1, {**{s: ex.matrix(s) for s in ("user", "item")}, **arrays},
-                                {"history": history, "fingerprint": fingerprint(train, model_cfg)})
+                state = {"history": history, "fingerprint": fingerprint(train, model_cfg)}
+                if sharded:  # each block writes its rows, the driver the state file last
+                    path = begin_checkpoint(train_cfg.out, iteration + 1)
+                    parts = {name: digest for side in ("user", "item")
+                             for name, digest in ex.map_blocks(side, write_rows_part, None, side, (path, side))}
+                    finish_checkpoint(train_cfg.out, iteration + 1, parts, state)
+                else:
+                    save_checkpoint(train_cfg.out, iteration + 1, {**{s: ex.matrix(s) for s in ("user", "item")},
+                                                                   **arrays}, state)
             if _converged(history, model_cfg.tol):
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
@@ -209,26 +229,62 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         return TrainResult(model, history, ex.describe(), setup)
 
 
+def _load_test_blocks(ex: Any, url: str, bounds: list[tuple[int, int]]) -> None:
+    """The test ratings as side ``test`` of the executor, cut by the training users' bounds."""
+    test = Dataset.open(url)
+    loaded = int(sum(c.sum() for c in ex.load_blocks("test", load_user_block,
+                                                      [(test.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)])))
+    if loaded != test.n_ratings:
+        raise DataError(f"{url}: {test.n_ratings - loaded} of its {test.n_ratings} ratings are of users outside the "
+                        f"training data's {bounds[-1][1]} users; split them from the same dataset (`split`)")
+
+
+def _test_rmse(ex: Any, mu: float, kind: str, config: dict, scale: tuple[float, float]) -> float:
+    """The test RMSE ``ALSModel.predict_idx`` would give, reduced from per-block sums where the rows live."""
+    empty = np.zeros((0, 1), np.float32)
+    clips = ALSModel(kind, mu, empty, empty, np.zeros(0), np.zeros(0), config, rating_scale_=scale).clips
+    sums = ex.map_blocks("test", block_test_sse, "item", "user", (mu, tuple(scale) if clips else None))
+    sse, n = sum(s for s, _ in sums), sum(c for _, c in sums)
+    return float(np.sqrt(sse / n)) if n else float("nan")
+
+
+def _matrix(ex: Any, side: str, copy: bool = False) -> np.ndarray:
+    """A factor matrix in the driver: itself (or a copy) for the driver-held kinds, a (counted) fetch, which is
+    a copy already, for the sharded."""
+    try:
+        matrix = ex.matrix(side)
+    except KeyError:
+        return ex.fetch(side)
+    return matrix.copy() if copy else matrix
+
+
 def _initial_state(ex: Any, train: Dataset, train_cfg: TrainConfig, model_cfg: ModelConfig,
-                   rank: int, steps: Any) -> tuple[list[dict[str, Any]], int]:
+                   rank: int, steps: Any, sharded: bool = False) -> tuple[list[dict[str, Any]], int]:
     if train_cfg.resume:
         if not train_cfg.out:
             raise CheckpointError("train.resume needs train.out, where the checkpoints are")
-        found = load_latest_checkpoint(train_cfg.out)
+        # a sharded kind's blocks read their own rows of it (on the workers); the others load it here
+        found = (checkpoint_state(train_cfg.out) if sharded else load_latest_checkpoint(train_cfg.out))
         if found is not None:
             iteration, matrices, state = found
             if state.get("fingerprint") != fingerprint(train, model_cfg):
                 raise CheckpointError(f"{train_cfg.out}: the checkpoint was made with other data or model settings; "
                                       "train into a new --out or drop --resume")
             for side in ("user", "item"):
-                ex.matrix(side)[...] = matrices[side]
+                if sharded:  # each block reads its own rows of the checkpoint, where it lives
+                    ex.new_sharded(side, side, rank + 1, checkpoint_rows, (matrices, side))
+                else:
+                    ex.matrix(side)[...] = matrices[side]
             if hasattr(steps, "restore"):  # a sampler continues its chain: kept samples, noise precision
                 steps.restore(matrices, state["history"])
             log.info("resuming after iteration %d", iteration)
             return list(state["history"]), iteration
         log.info("no checkpoint in %s: starting from the beginning", train_cfg.out)
-    ex.matrix("user")[...] = init_matrix(model_cfg.seed, 0, ex.matrix("user").shape[0], rank)
-    ex.matrix("item")[...] = init_matrix(model_cfg.seed, 1, ex.matrix("item").shape[0], rank)
+    for number, side in enumerate(("user", "item")):
+        if sharded:
+            ex.new_sharded(side, side, rank + 1, init_rows, (model_cfg.seed, number, rank))
+        else:
+            ex.matrix(side)[...] = init_matrix(model_cfg.seed, number, ex.matrix(side).shape[0], rank)
     return [], 0
 
 
@@ -247,8 +303,8 @@ def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind:
     if posterior is not None:
         user, item, entry = posterior
         return ALSModel(kind, mu, user, item, user_ids, item_ids, {**config, "posterior": entry}, rating_scale_=scale)
-    user, item = ex.matrix("user"), ex.matrix("item")
-    return ALSModel(kind, mu, user.copy() if copy else user, item.copy() if copy else item, user_ids, item_ids, config,
+    user, item = _matrix(ex, "user", copy), _matrix(ex, "item", copy)
+    return ALSModel(kind, mu, user, item, user_ids, item_ids, config,
                     rating_scale_=scale)
 
 

@@ -1,14 +1,28 @@
 """The engine interface: where per-block tasks run. Executors never know what the tasks compute.
 
-An executor keeps two kinds of state for the driver:
+An executor keeps three kinds of state for the driver:
 
 - resident blocks, by side: built once by a module-level ``loader(*args) -> InBlock``
   *where they will be used* (a pool process, a Dask worker) and kept there;
-- named dense matrices (one per side, [n_rows, k+1] float32), which the driver reads
-  and writes through ``matrix(name)``.
+- sharded matrices (the factor matrices while training), made by ``new_sharded(name, side, n_cols,
+  init, params)``: cut by ``side``'s block bounds and living where that side's blocks live, each
+  block's rows made there by a module-level ``init(lo, hi, *params) -> rows`` (zeros without one)
+  and rewritten there by ``solve``. No engine builds one in the driver: the Dask engine keeps one
+  future per block on the workers, the shared-memory engine one segment, the in-process one an array.
+  ``matrix(name)`` refuses them; the driver sees them only through the (small) results of block
+  tasks, or through ``fetch(name)``, the one explicit, counted, O(n k) copy of a whole matrix into
+  the caller (``fetches`` counts the calls), for callers that really want it in memory;
+- driver matrices (``new_matrix(name, n_rows, n_cols)``, any shape, [n_rows, n_cols] float32),
+  held by the caller, which reads and writes them through ``matrix(name)`` and the executor
+  broadcasts from there: for a model already in memory (scoring) and the kinds not yet sharded.
+
+A call names either driver matrices only or sharded ones only. A task over a side may read the rows
+of a matrix sharded by another side when both sides have the same bounds (test ratings are
+loaded as a side blocked like the users, and read the user rows in place).
 
 ``solve(side, task, src, out, params, with_prev)`` is one half-step: make matrix ``src``
-available to every task (the broadcast), run ``task(block, src_matrix, prev, *params) ->
+available to every task (the broadcast: for a sharded ``src`` assembled from its blocks where the tasks
+run, once per worker, never through the driver), run ``task(block, src_matrix, prev, *params) ->
 (rows, stats)`` for each resident block of ``side`` -- ``prev`` is the block's current rows
 of ``out`` when ``with_prev`` is set (a warm start), else None -- write each block's
 ``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
@@ -63,10 +77,23 @@ class Executor(Protocol):
                        build: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
         """Build the blocks of ``side`` from those of ``source`` (see the module docstring)."""
 
-    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
-        """Allocate a zeroed float32 matrix the executor can broadcast and write into."""
+    fetches: int
+    """How many times ``fetch`` copied a sharded matrix into the caller."""
 
-    def matrix(self, name: str) -> np.ndarray: ...
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        """Allocate a zeroed float32 driver matrix the executor can broadcast and write into."""
+
+    def matrix(self, name: str) -> np.ndarray:
+        """A driver matrix itself (not a sharded one: see ``fetch``)."""
+
+    def new_sharded(self, name: str, side: str, n_cols: int, init: Callable[..., np.ndarray] | None = None,
+                    params: tuple = ()) -> None:
+        """Create matrix ``name`` [rows of ``side``, n_cols] float32 sharded by ``side``'s block bounds: each
+        block's rows ``init(lo, hi, *params)`` (zeros when ``init`` is None), made where the block lives."""
+
+    def fetch(self, name: str) -> np.ndarray:
+        """The whole matrix ``name`` as a new array in the caller: O(n k) bytes moved and held, counted in
+        ``fetches``. Training never calls it for the sharded kinds; keep it for what must be in memory."""
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]: ...
@@ -91,7 +118,7 @@ class Executor(Protocol):
 
 
 class DriverMatrices:
-    """Factor matrices held as plain numpy arrays in the driver (in-process and Dask executors)."""
+    """Driver matrices held as plain numpy arrays in the driver (in-process and Dask executors)."""
 
     _matrices: dict[str, np.ndarray]
 
@@ -100,4 +127,21 @@ class DriverMatrices:
         return self._matrices[name]
 
     def matrix(self, name: str) -> np.ndarray:
+        if name not in self._matrices:
+            raise KeyError(f"{name!r} is not a driver matrix (a sharded one is read with fetch)")
         return self._matrices[name]
+
+
+def check_same_kind(names: Sequence[str | None], sharded: set[str] | dict) -> bool:
+    """Whether the named matrices of one call are sharded (True) or driver matrices (False); never both."""
+    kinds = {name in sharded for name in names if name is not None}
+    if len(kinds) > 1:
+        raise ValueError(f"matrices {[n for n in names if n]}: a call names sharded or driver matrices, not both")
+    return kinds == {True}
+
+
+def check_rows_readable(matrix_side: str, side: str, bounds: dict[str, list[tuple[int, int]]], name: str) -> None:
+    """Check that a task over ``side`` may read its own rows of ``name``, sharded by ``matrix_side``."""
+    if bounds.get(matrix_side) != bounds.get(side):
+        raise ValueError(f"matrix {name!r} is sharded by the {matrix_side} blocks, whose bounds differ from the "
+                         f"{side} blocks': load {side} with the same bounds to read its rows in place")

@@ -1,12 +1,27 @@
 """Dask executor: a ``distributed.Client`` to a scheduler address or to an in-process LocalCluster.
 
 Blocks are built by tasks on the workers (each reads only the Parquet it needs) and stay
-there as futures across iterations; the client never holds the ratings. Each half-step
-scatters the fixed src matrix once (each worker then fetches one copy from a peer) and pins each block's
-task to the worker holding the block, so no block moves. Faults are Dask's to handle where it
-can: tasks of a lost worker are rescheduled and its block futures recomputed from their loader
-tasks; only the blocks whose copy of the scattered matrix died with a worker are resubmitted
-(with a new scatter). A task that raises fails the step at once: it is never retried.
+there as futures across iterations; the client never holds the ratings. Each block task is pinned
+to the worker holding its block, so no block moves.
+
+Sharded matrices (the factors while training) are one future of rows per block, made on the worker
+holding the block and replaced each half-step by the rows its task returned, which stay on that
+worker: the client holds keys, never rows. A half-step's src matrix is assembled once per worker by
+a task that concatenates the src row futures (Dask fetches the missing ones from the peers holding
+them), and each block task reads its warm-start rows in place; only the tasks' small stats reach
+the client. Faults are Dask's to handle: a lost worker's tasks are rescheduled and its futures
+recomputed from their lineage. A block comes back from its loader task; a rows future from the task
+that made it, whose inputs are the previous half-step's rows: the client releases every old future,
+but the scheduler keeps the (small) task records they came from, so a lost rows future is rebuilt by
+replaying the half-steps since its matrix was created (the first iteration: from the seed; after a
+resume: from the checkpoint files). The result is the same model, at a cost that grows with the
+iteration a loss happens in (replays only the lost rows' dependencies, but those are every block of
+the earlier half-steps); workers hold only the current rows.
+
+Driver matrices (scoring a model in memory, the kinds not yet sharded) are scattered from the client
+once per half-step (each worker then fetches one copy from a peer) and new rows gathered back; only
+the blocks whose copy of the scattered matrix died with a worker are resubmitted (with a new
+scatter). A task that raises fails the step at once: it is never retried.
 
 With ``dask_cluster`` (connecting and checking the cluster), the only place that imports ``distributed``.
 """
@@ -27,7 +42,7 @@ import recsys_dist
 from recsys_dist import progress
 from recsys_dist.data.atomic import MANIFEST
 from recsys_dist.errors import ConfigError, DataError, FitError, RecsysError
-from recsys_dist.executors.base import DriverMatrices, Loader, Task
+from recsys_dist.executors.base import DriverMatrices, Loader, Task, check_rows_readable, check_same_kind
 from recsys_dist.executors.dask_cluster import _connect, check_workers, dataset_visible, paused_workers, upload_package
 from recsys_dist.kernels.als import set_threads
 
@@ -72,6 +87,31 @@ def _build(build: Loader, args: tuple, pieces: list) -> Any:
     return build(*args, pieces)
 
 
+def _init_rows(init: Callable[..., np.ndarray] | None, lo: int, hi: int, n_cols: int, params: tuple,
+               name: str) -> np.ndarray:
+    if init is None:
+        return np.zeros((hi - lo, n_cols), np.float32)
+    rows = np.ascontiguousarray(init(lo, hi, *params), np.float32)
+    if rows.shape != (hi - lo, n_cols):
+        raise FitError(f"{name}: init made rows of shape {rows.shape} for rows {lo}-{hi - 1}, not {(hi - lo, n_cols)}")
+    return rows
+
+
+def _assemble(*parts: np.ndarray) -> np.ndarray:
+    """The whole src matrix on this worker, from its row blocks (the peers' fetched by Dask)."""
+    return np.concatenate(parts)
+
+
+def _solve_sharded(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int],  # noqa: ANN001
+                   extra: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    _size_threads(threads)
+    return task(block, src, prev, *params)
+
+
+def _part(result: tuple, index: int) -> Any:
+    return result[index]
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -109,6 +149,8 @@ class DaskExecutor(DriverMatrices):
         self.cluster = None
         self.retries, self.pause_timeout = retries, pause_timeout
         self._blocks: dict[str, list] = {}
+        self._shards: dict[str, tuple[str, list]] = {}  # sharded matrix -> (its side, one rows future a block)
+        self.fetches = 0
         if scheduler == "local":
             import dask.config
 
@@ -189,8 +231,50 @@ class DaskExecutor(DriverMatrices):
                                 "this machine, or use an object-store URL (s3://..., gs://...) they can all reach"
                                 f"{hint}")
 
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        self._shards.pop(name, None)
+        return super().new_matrix(name, n_rows, n_cols)
+
+    def new_sharded(self, name: str, side: str, n_cols: int, init: Callable[..., np.ndarray] | None = None,
+                    params: tuple = ()) -> None:
+        self._matrices.pop(name, None)
+        blocks = self._blocks[side]
+        homes = self._homes(blocks)
+        futures = [self.client.submit(_init_rows, init, lo, hi, n_cols, params, name, pure=False, retries=0,
+                                      key=f"rows-{name}-{b}-init-{uuid.uuid4().hex[:8]}", **_near(homes[b]))
+                   for b, (lo, hi) in enumerate(self._bounds[side])]
+        self._check(dict(enumerate(futures)), side, f"initialising {name}")
+        self._shards[name] = (side, futures)
+
+    def fetch(self, name: str) -> np.ndarray:
+        self.fetches += 1
+        if name in self._matrices:
+            return self._matrices[name].copy()
+        return np.concatenate(self._gather(self._shards[name][1], f"fetching {name}"))
+
+    def _homes(self, blocks: list) -> list[tuple[str, ...]]:
+        """The worker each block lives on (empty when it is being rebuilt after its worker died)."""
+        holders = self.client.who_has(blocks)
+        return [tuple(sorted(holders.get(block.key, ())))[:1] for block in blocks]
+
+    def _own_rows(self, side: str, name: str) -> list:
+        matrix_side, futures = self._shards[name]
+        check_rows_readable(matrix_side, side, self._bounds, name)
+        return futures
+
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
+        if check_same_kind((src, out), self._shards):
+            prev = self._own_rows(side, out)
+            done = self._run_sharded(side, _solve_sharded, task, src, prev if with_prev else None, params,
+                                     f"{side} half-step")
+            # the new rows stay where they were made; the old ones are released (see the module docstring)
+            rows = [self.client.submit(_part, done[b], 0, pure=False, key=f"rows-{out}-{b}-{uuid.uuid4().hex[:8]}")
+                    for b in range(len(done))]
+            stats = self._gather([self.client.submit(_part, done[b], 1, pure=False) for b in range(len(done))],
+                                 f"the {side} half-step's stats")
+            self._shards[out] = (self._shards[out][0], rows)
+            return stats
         # a warm start sends each block its current rows: one more copy of ``out`` per half-step
         results = self._run_blocks(side, _solve_remote, task, src, out if with_prev else None, params,
                                    f"{side} half-step")
@@ -202,10 +286,16 @@ class DaskExecutor(DriverMatrices):
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]:
+        if check_same_kind((src, rows), self._shards):
+            own = None if rows is None else self._own_rows(side, rows)
+            done = self._run_sharded(side, _map_remote, task, src, own, params, f"map over the {side} blocks")
+            return self._gather([done[b] for b in range(len(done))], f"the map over the {side} blocks")
         return self._run_blocks(side, _map_remote, task, src, rows, params, f"map over the {side} blocks")
 
     def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
                       per_block: Sequence[tuple]) -> list[np.ndarray]:
+        if check_same_kind((own, other), self._shards):
+            raise ValueError("update_strata on the Dask engine takes driver matrices (new_matrix), not sharded ones")
         results = self._run_blocks(side, _update_remote, task, other, own, params, f"sub-epoch over the {side} blocks",
                                    per_block)
         stats = []
@@ -214,6 +304,42 @@ class DaskExecutor(DriverMatrices):
             self._matrices[other][other_idx] = other_rows
             stats.append(block_stats)
         return stats
+
+    def _run_sharded(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
+                     own: list | None, params: tuple, what: str) -> dict[int, Any]:
+        """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, where the block
+        lives; ``src`` assembled there once per worker from its row futures, ``own`` the block's own rows
+        future (or None). Returns the finished futures by block: their data stays on the workers."""
+        blocks = self._blocks[side]
+        homes = self._homes(blocks)
+        broadcast: dict[tuple[str, ...], Any] = {}
+        if src is not None:
+            parts = self._shards[src][1]
+            for home in sorted(set(homes)):
+                broadcast[home] = self.client.submit(_assemble, *parts, pure=False, retries=0, **_near(home),
+                                                     key=f"broadcast-{src}-{uuid.uuid4().hex[:8]}")
+        copies = list(broadcast.values())
+        futures = {b: self.client.submit(runner, task, block, broadcast.get(homes[b]) if homes[b] else
+                                         (copies[b % len(copies)] if copies else None),
+                                         None if own is None else own[b], params, self._threads, pure=False,
+                                         retries=0, **_near(homes[b]))
+                   for b, block in enumerate(blocks)}
+        self._check(futures, side, what)
+        return futures
+
+    def _check(self, futures: dict[int, Any], side: str, what: str) -> None:
+        """Wait for ``futures`` (block -> future); a task that raised (or was cancelled) stops the step at once.
+        Lost workers are not errors here: Dask reruns their tasks and rebuilds their inputs from lineage."""
+        try:
+            self._wait(list(futures.values()), f"the {what}")
+            for b, future in futures.items():
+                if future.status == "error":
+                    raise self._task_error(future.exception(), side, b, what)
+                if future.status == "cancelled":
+                    raise FitError(f"the {what}: {side} block {b} was cancelled (its inputs were lost); run again")
+        except BaseException:
+            self.client.cancel(list(futures.values()))
+            raise
 
     def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
                     rows: str | None, params: tuple, what: str, per_block: Sequence[tuple] = ()) -> list[Any]:
@@ -357,6 +483,7 @@ class DaskExecutor(DriverMatrices):
 
     def close(self) -> None:
         self._blocks.clear()
+        self._shards.clear()
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -7,17 +7,49 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from recsys_dist import progress
-from recsys_dist.executors.base import DriverMatrices, Loader, Task
+from recsys_dist.executors.base import DriverMatrices, Loader, Task, check_rows_readable
 
 
 class InProcessExecutor(DriverMatrices):
+    """Sharded matrices are whole arrays here too (this process is every block's home), but are read and
+    written only block by block, as on the other engines."""
+
     name = "inprocess"
     n_workers = 1
 
     def __init__(self, threads: int = 0) -> None:
         self.task_threads = threads
+        self.fetches = 0
         self._blocks: dict[str, list] = {}
         self._matrices: dict[str, np.ndarray] = {}
+        self._sharded: dict[str, str] = {}  # sharded matrix -> the side whose bounds cut it
+
+    def matrix(self, name: str) -> np.ndarray:
+        if name in self._sharded:
+            raise KeyError(f"{name!r} is a sharded matrix: read it with fetch")
+        return super().matrix(name)
+
+    def new_matrix(self, name: str, n_rows: int, n_cols: int) -> np.ndarray:
+        self._sharded.pop(name, None)
+        return super().new_matrix(name, n_rows, n_cols)
+
+    def new_sharded(self, name: str, side: str, n_cols: int, init: Callable[..., np.ndarray] | None = None,
+                    params: tuple = ()) -> None:
+        blocks = self._blocks[side]
+        matrix = np.zeros((blocks[-1].hi if blocks else 0, n_cols), np.float32)
+        if init is not None:
+            for block in blocks:
+                matrix[block.lo:block.hi] = init(block.lo, block.hi, *params)
+        self._matrices[name], self._sharded[name] = matrix, side
+
+    def fetch(self, name: str) -> np.ndarray:
+        self.fetches += 1
+        return self._matrices[name].copy()
+
+    def _own_rows(self, side: str, name: str) -> None:
+        if name in self._sharded:
+            bounds = {s: [(b.lo, b.hi) for b in self._blocks[s]] for s in {side, self._sharded[name]}}
+            check_rows_readable(self._sharded[name], side, bounds, name)
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
         self._blocks[side] = []
@@ -38,6 +70,7 @@ class InProcessExecutor(DriverMatrices):
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
+        self._own_rows(side, out)
         stats = []
         for block in self._blocks[side]:
             prev = self._matrices[out][block.lo:block.hi] if with_prev else None
@@ -49,6 +82,8 @@ class InProcessExecutor(DriverMatrices):
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]:
+        if rows is not None:
+            self._own_rows(side, rows)
         results = []
         for block in self._blocks[side]:
             own = None if rows is None else self._matrices[rows][block.lo:block.hi]

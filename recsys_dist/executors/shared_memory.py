@@ -23,7 +23,7 @@ import numpy as np
 from recsys_dist import progress
 from recsys_dist.blocking import InBlock
 from recsys_dist.errors import FitError, RecsysError
-from recsys_dist.executors.base import Loader, Task
+from recsys_dist.executors.base import Loader, Task, check_rows_readable
 
 PREFIX = "rsd"  # segment names start with this, so leaks are easy to find in /dev/shm
 
@@ -49,12 +49,18 @@ _attached: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = {}  # per 
 
 
 def _create(array: np.ndarray, tag: str) -> ArrayRef:
+    ref = _allocate(array.shape, array.dtype, tag)
+    _view(ref)[...] = array
+    return ref
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype, tag: str) -> ArrayRef:
+    """A new segment, zero-filled by the operating system (no array built first)."""
     name = f"{PREFIX}-{tag}-{uuid.uuid4().hex[:12]}"
-    seg = shared_memory.SharedMemory(name=name, create=True, size=max(array.nbytes, 1))
-    view = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
-    view[...] = array
-    _attached[name] = (seg, view)
-    return ArrayRef(name, array.shape, array.dtype.str)
+    dtype = np.dtype(dtype)
+    seg = shared_memory.SharedMemory(name=name, create=True, size=max(int(np.prod(shape)) * dtype.itemsize, 1))
+    _attached[name] = (seg, np.ndarray(shape, dtype, buffer=seg.buf))
+    return ArrayRef(name, tuple(shape), dtype.str)
 
 
 def _view(ref: ArrayRef) -> np.ndarray:
@@ -102,6 +108,10 @@ def _shared_block(block: InBlock) -> BlockRef:
     tag = f"b{block.block_id}"
     return BlockRef(block.block_id, block.lo, block.hi, _create(block.indptr, tag), _create(block.indices, tag),
                     _create(block.values, tag))
+
+
+def _init_in_worker(init: Callable[..., np.ndarray], out: ArrayRef, lo: int, hi: int, params: tuple) -> None:
+    _view(out)[lo:hi] = init(lo, hi, *params)
 
 
 def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, params: tuple,
@@ -153,7 +163,9 @@ class SharedMemoryExecutor:
         self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_leave_signals)
         self._blocks: dict[str, list[BlockRef]] = {}
         self._matrices: dict[str, tuple[ArrayRef, np.ndarray]] = {}
+        self._sharded: dict[str, str] = {}  # sharded matrix -> the side whose bounds cut it
         self._segments: list[str] = []
+        self.fetches = 0
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
         results = self._run(_load_in_worker, [(loader, a) for a in args], f"building the {side} blocks")
@@ -183,19 +195,44 @@ class SharedMemoryExecutor:
         ref = _create(np.zeros((n_rows, n_cols), np.float32), name)
         self._segments.append(ref.name)
         self._matrices[name] = (ref, _view(ref))
+        self._sharded.pop(name, None)
         return self._matrices[name][1]
 
     def matrix(self, name: str) -> np.ndarray:
+        if name in self._sharded:
+            raise KeyError(f"{name!r} is a sharded matrix: read it with fetch")
         return self._matrices[name][1]
+
+    def new_sharded(self, name: str, side: str, n_cols: int, init: Callable[..., np.ndarray] | None = None,
+                    params: tuple = ()) -> None:
+        """One segment for the whole matrix (blocks share the machine's memory); each block's rows are made
+        by a pool process, in place."""
+        refs = self._blocks[side]
+        ref = _allocate((refs[-1].hi if refs else 0, n_cols), np.float32, name)
+        self._segments.append(ref.name)
+        self._matrices[name], self._sharded[name] = (ref, _view(ref)), side
+        if init is not None:
+            self._run(_init_in_worker, [(init, ref, b.lo, b.hi, params) for b in refs], f"initialising {name}")
+
+    def fetch(self, name: str) -> np.ndarray:
+        self.fetches += 1
+        return self._matrices[name][1].copy()
+
+    def _own_rows(self, side: str, name: str | None) -> None:
+        if name in self._sharded:
+            bounds = {s: [(b.lo, b.hi) for b in self._blocks[s]] for s in {side, self._sharded[name]}}
+            check_rows_readable(self._sharded[name], side, bounds, name)
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
               with_prev: bool = False) -> list[np.ndarray]:
+        self._own_rows(side, out)
         src_ref, out_ref = self._matrices[src][0], self._matrices[out][0]
         jobs = [(task, ref, src_ref, out_ref, params, with_prev) for ref in self._blocks[side]]
         return self._run(_solve_in_worker, jobs, f"the {side} half-step")
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple) -> list[Any]:
+        self._own_rows(side, rows)
         rows_ref = None if rows is None else self._matrices[rows][0]
         src_ref = None if src is None else self._matrices[src][0]
         jobs = [(task, ref, src_ref, rows_ref, params) for ref in self._blocks[side]]
@@ -248,6 +285,7 @@ class SharedMemoryExecutor:
         self._pool.shutdown(wait=True)
         self._release(list(self._segments))
         self._matrices.clear()
+        self._sharded.clear()
 
     def _release(self, names: list[str]) -> None:
         """Unlink the segments ``names`` (their memory goes once no process maps them)."""

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from recsys_dist.als import regularization, solve_block
+from recsys_dist.als import block_regularization, solve_block
 from recsys_dist.config import ModelConfig
 
 
 class ExplicitSteps:
     sides = ("user", "item")
+    sharded = True  # factors live with the blocks: the penalty term is a map, not driver arithmetic
 
     def __init__(self, cfg: ModelConfig, mu: float) -> None:
         self.cfg, self.mu = cfg, mu
@@ -38,10 +39,16 @@ class ExplicitSteps:
         return f"{self.cg_steps} warm-started conjugate-gradient steps" if self.cg_steps else "Cholesky"
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
-        return n_blocks["user"] + n_blocks["item"]
+        return 2 * (n_blocks["user"] + n_blocks["item"])  # a solve and a penalty map per half-step
 
     def prepare(self, ex: Any, counts: dict[str, np.ndarray], n_blocks: dict[str, int]) -> None:
         self.counts = counts
+        self.penalty = {side: self._penalty(ex, side) for side in self.sides}
+
+    def _penalty(self, ex: Any, side: str) -> float:
+        """The side's regularization term, summed from its blocks (a side's term changes only in its half-step)."""
+        cfg = self.cfg
+        return float(sum(ex.map_blocks(side, block_regularization, None, side, (cfg.reg, cfg.bias_reg, self.weighted))))
 
     def iteration(self, ex: Any, iteration: int) -> dict[str, Any]:
         cfg = self.cfg
@@ -49,9 +56,8 @@ class ExplicitSteps:
         step = (self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads, self.cg_steps)
         for dst, src in (("user", "item"), ("item", "user")):
             stats = half_step(ex, record, dst, src, solve_block, step, self.cg_steps > 0)
-            reg = sum(regularization(ex.matrix(s), self.counts[s], cfg.reg, cfg.bias_reg, self.weighted)
-                      for s in ("user", "item"))
-            record[f"objective_after_{dst}"] = float(stats[0] + reg)
+            self.penalty[dst] = self._penalty(ex, dst)
+            record[f"objective_after_{dst}"] = float(stats[0] + self.penalty["user"] + self.penalty["item"])
         record["objective"] = record["objective_after_item"]
         record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))
         return record

@@ -40,6 +40,12 @@ def block_interactions(block: InBlock, _src: None, _own: None, threshold: float)
     return out
 
 
+def implicit_penalty(block: InBlock, _src: None, own_rows: np.ndarray, threshold: float, reg: float,
+                     weighted: bool) -> float:
+    """Map task: the block's share of the regularization term, weighted by its rows' interactions."""
+    return regularization(own_rows, block_interactions(block, None, None, threshold), reg, 0.0, weighted)
+
+
 def solve_implicit(block: InBlock, src: np.ndarray, prev: np.ndarray | None, gram: np.ndarray, threshold: float,
                    alpha: float, scaled: bool, binary: bool, reg: float, weighted: bool, threads: int,
                    cg_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +81,7 @@ def confidence_args(cfg: dict[str, Any] | ModelConfig) -> tuple[float, float, bo
 
 class ImplicitSteps:
     sides = ("user", "item")
+    sharded = True  # factors live with the blocks: Gram matrices and the penalty term are maps
 
     def __init__(self, cfg: ModelConfig, mu: float) -> None:
         self.cfg = cfg
@@ -89,7 +96,7 @@ class ImplicitSteps:
         return f"{how}; confidence {self.cfg.confidence} with alpha {self.cfg.alpha:g}, r = {self.cfg.strength}"
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
-        return 2 * (n_blocks["user"] + n_blocks["item"])  # a Gram map and a solve per half-step
+        return 3 * (n_blocks["user"] + n_blocks["item"])  # a Gram map, a solve and a penalty map per half-step
 
     def prepare(self, ex: Any, counts: dict[str, np.ndarray], n_blocks: dict[str, int]) -> None:
         # interactions per row (weighted lambda and the regularization term), as a map: ratings stay put
@@ -98,6 +105,12 @@ class ImplicitSteps:
                        for side in ("user", "item")}
         if not self.counts["user"].any():
             raise FitError(f"no rating is >= model.threshold = {self.cfg.threshold:g}: there are no interactions")
+        self.penalty = {side: self._penalty(ex, side) for side in self.sides}
+
+    def _penalty(self, ex: Any, side: str) -> float:
+        """The side's regularization term, summed from its blocks (a side's term changes only in its half-step)."""
+        cfg = self.cfg
+        return float(sum(ex.map_blocks(side, implicit_penalty, None, side, (cfg.threshold, cfg.reg, self.weighted))))
 
     def iteration(self, ex: Any, iteration: int) -> dict[str, Any]:
         cfg = self.cfg
@@ -109,8 +122,8 @@ class ImplicitSteps:
             record[f"{dst}_seconds"] = record[f"{dst}_gram_seconds"]
             params = (gram, *confidence_args(cfg), cfg.reg, self.weighted, ex.task_threads, self.cg_steps)
             stats = half_step(ex, record, dst, src, solve_implicit, params, self.cg_steps > 0)
-            reg = sum(regularization(ex.matrix(s), self.counts[s], cfg.reg, 0.0, self.weighted) for s in ("user", "item"))
-            record[f"objective_after_{dst}"] = float(stats[0] + reg)
+            self.penalty[dst] = self._penalty(ex, dst)
+            record[f"objective_after_{dst}"] = float(stats[0] + self.penalty["user"] + self.penalty["item"])
         record["objective"] = record["objective_after_item"]
         return record
 

@@ -1,0 +1,130 @@
+"""Sharded factor matrices: on Dask they live on the workers, the client never holds one; every engine gives the
+same result; a worker killed mid-half-step is survived from the rows' lineage with the same result."""
+
+import gc
+import time
+
+import numpy as np
+import pytest
+
+from recsys_dist.blocking import block_bounds
+from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+from recsys_dist.data.blocks import load_item_block, load_user_block
+from recsys_dist.data.dataset import Dataset
+from recsys_dist.evaluate import rating_metrics
+from recsys_dist.train import fit
+from tests.executors.faults import attempts, killed_once_task
+from tests.executors.toy import ramp_rows, sum_task, toy_block
+
+BOUNDS = [(0, 3), (3, 7), (7, 10)]
+MODEL = ModelConfig(rank=8, reg=0.05, n_iter=3, seed=7)
+
+
+def _sharded_steps(ex):
+    """Three warm-started half-steps over sharded matrices, the third with ``killed_once_task`` when given."""
+    ex.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+    ex.load_blocks("item", toy_block, [(0, 0, 1), (1, 1, 2)])
+    ex.new_sharded("item", "item", 3, ramp_rows, (3,))
+    ex.new_sharded("user", "user", 3, ramp_rows, (3,))
+    stats = [ex.solve("user", sum_task, "item", "user", (1.0,), with_prev=True)]
+    stats.append(ex.solve("item", sum_task, "user", "item", (0.5,), with_prev=True))
+    return stats
+
+
+def _reference():
+    from recsys_dist.executors.inprocess import InProcessExecutor
+
+    with InProcessExecutor() as ex:
+        stats = _sharded_steps(ex)
+        stats.append(ex.solve("user", sum_task, "item", "user", (1.0,), with_prev=True))
+        return ex.fetch("user"), ex.fetch("item"), stats
+
+
+@pytest.mark.parametrize("engine", ["shm", pytest.param("dask", marks=pytest.mark.dask)])
+def test_sharded_matrices_give_the_in_process_result(engine):
+    from recsys_dist.executors import make_executor
+
+    user, item, stats = _reference()
+    with make_executor(EngineConfig(name=engine, workers=2)) as ex:
+        got = _sharded_steps(ex)
+        got.append(ex.solve("user", sum_task, "item", "user", (1.0,), with_prev=True))
+        with pytest.raises(KeyError, match="sharded matrix: read it with fetch|not a driver matrix"):
+            ex.matrix("user")
+        np.testing.assert_array_equal(ex.fetch("user"), user)
+        np.testing.assert_array_equal(ex.fetch("item"), item)
+        assert ex.fetches == 2
+    assert [[s.tolist() for s in step] for step in got] == [[s.tolist() for s in step] for step in stats]
+
+
+@pytest.mark.dask
+def test_dask_worker_killed_mid_half_step_on_sharded_matrices_gives_the_same_result(tmp_path):
+    """The killed worker held blocks and row futures of both matrices, made by earlier half-steps: Dask
+    rebuilds them from their lineage (loader, init, the half-steps since) and the result is unchanged."""
+    from recsys_dist.executors.dask import DaskExecutor
+
+    user, item, _ = _reference()
+    with DaskExecutor(scheduler="local", workers=2, retries=2) as ex:
+        _sharded_steps(ex)
+        ex.solve("user", killed_once_task, "item", "user", (str(tmp_path), 1), with_prev=True)
+        assert attempts(tmp_path, 1) == 2  # the killed attempt and the one Dask rescheduled
+        np.testing.assert_array_equal(ex.fetch("user"), user)
+        np.testing.assert_array_equal(ex.fetch("item"), item)
+
+
+def _arrays_reachable_from(root, limit=200_000):
+    """Every ndarray reachable from ``root`` by references (what the client process holds through it)."""
+    seen, stack, arrays = set(), [root], []
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, type(gc))):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            arrays.append(obj)
+            continue
+        stack.extend(gc.get_referents(obj))
+    return arrays
+
+
+@pytest.mark.dask
+def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
+    """Explicit ALS iterations, the objective, the non-finite check and the test RMSE on a real multi-process
+    LocalCluster: the client holds no array with a row per user or item, and nothing was fetched."""
+    from recsys_dist.executors.dask import DaskExecutor
+    from recsys_dist.models.explicit import ExplicitSteps
+    from recsys_dist.train import _load_test_blocks, _test_rmse
+    from recsys_dist.als import block_is_finite, init_rows
+
+    train = Dataset.open(str(small_split / "train"))
+    mu = float(train.manifest["rating_stats"]["mean"])
+    steps = ExplicitSteps(MODEL, mu)
+    with DaskExecutor(scheduler="local", workers=2) as ex:
+        counts = {}
+        for number, (side, n, loader) in enumerate((("user", train.n_users, load_user_block),
+                                                    ("item", train.n_items, load_item_block))):
+            bounds = block_bounds(n, 3)
+            counts[side] = np.concatenate(ex.load_blocks(side, loader, [(train.url, b, lo, hi)
+                                                                        for b, (lo, hi) in enumerate(bounds)]))
+            ex.new_sharded(side, side, MODEL.rank + 1, init_rows, (MODEL.seed, number, MODEL.rank))
+        _load_test_blocks(ex, str(small_split / "test"), block_bounds(train.n_users, 3))
+        steps.prepare(ex, counts, {"user": 3, "item": 3})
+        for iteration in range(2):
+            record = steps.iteration(ex, iteration)
+            assert all(ex.map_blocks("user", block_is_finite, None, "user", ()))
+            rmse = _test_rmse(ex, mu, "als", {"model": {"clip": True}}, train.rating_scale[:2])
+        assert np.isfinite(record["objective"]) and 0 < rmse < 2
+        held = _arrays_reachable_from(ex)
+        assert [a.shape for a in held if a.ndim == 2 and a.shape[0] in (train.n_users, train.n_items)] == []
+        assert [a.shape for a in held if a.ndim == 2 and a.shape[1] == MODEL.rank + 1] == []  # not even a block
+        assert ex.fetches == 0
+        assert ex.fetch("user").shape == (train.n_users, MODEL.rank + 1) and ex.fetches == 1
+
+
+@pytest.mark.parametrize("engine", ["inprocess", pytest.param("dask", marks=pytest.mark.dask)])
+def test_the_reduced_test_rmse_is_the_models_own(small_split, engine):
+    """The per-iteration test RMSE, reduced in the blocks, equals the final model's ``predict_idx`` RMSE."""
+    result = fit(TrainConfig(train=str(small_split / "train"), test=str(small_split / "test")), MODEL,
+                 EngineConfig(name=engine, workers=2))
+    test = Dataset.open(str(small_split / "test")).read_all()
+    expected = rating_metrics(result.model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
+    assert result.history[-1]["test_rmse"] == pytest.approx(expected, rel=1e-12)
