@@ -119,7 +119,6 @@ def _gram_chunk(x, m, k, g):
         q += 1
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse):
     """Solve every dst row of one block.
 
@@ -128,80 +127,98 @@ def solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, ou
     row_sse float64[n_rows] (squared error of the row's ratings with the new solution).
     Returns -1 on success, else the first row whose system is not positive definite.
 
-    Per row, ratings are taken CHUNK at a time: the src factor rows are gathered into a
-    contiguous float32 buffer, their k x k Gram tile is formed in float32 (at most CHUNK
-    terms, so rounding stays at float32 epsilon) and added into the float64 system, whose
-    bias row and column are sums of the gathered rows and the rating count.
+    Per row, ratings are taken CHUNK at a time: the src factor rows are gathered (prefetched
+    PREFETCH_AHEAD ratings ahead) into this thread's float32 buffer, their k x k Gram tile is
+    formed in float32 (at most CHUNK terms, so rounding stays at float32 epsilon) and added into
+    the float64 system, whose bias row and column are sums of the gathered rows and the rating
+    count. The buffer holds the whole row, so the squared error is taken from it, not gathered again.
     """
+    longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
+    gather = np.empty((config.NUMBA_NUM_THREADS, longest, src.shape[1] - 1), np.float32)  # as solve_in_block_cg
+    targets = np.empty((config.NUMBA_NUM_THREADS, longest), np.float64)
+    failed = np.zeros(indptr.shape[0] - 1, np.bool_)
+    _solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, gather, targets, failed)
+    bad = np.flatnonzero(failed)
+    return int(bad[0]) if len(bad) else -1
+
+
+@njit(cache=False, nogil=True, parallel=True, fastmath=True)  # not cached: see _solve_in_block_cg
+def _solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, gather, targets, failed):
     n_rows = indptr.shape[0] - 1
-    n_cols = src.shape[1]
-    k = n_cols - 1
-    failed = np.full(n_rows, False)
     n_groups = (n_rows + GROUP - 1) // GROUP
     for grp in prange(n_groups):
-        # scratch allocated once per group of rows, not per row
-        x = np.empty((CHUNK, k), np.float32)
-        t = np.empty(CHUNK, np.float32)
-        g = np.empty((k, k), np.float32)
-        a = np.empty((n_cols, n_cols))
-        b = np.empty(n_cols)
-        bx = np.empty(k)
-        sx = np.empty(k)
-        for r in range(grp * GROUP, min((grp + 1) * GROUP, n_rows)):
-            failed[r] = not _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse,
-                                       r, x, t, g, a, b, bx, sx)
-    for r in range(n_rows):
-        if failed[r]:
-            return r
-    return -1
+        _cholesky_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, mu, reg, bias_reg,
+                       weighted, out, row_sse, gather[get_thread_id()], targets[get_thread_id()], failed)
 
 
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, r, x, t, g, a, b, bx, sx):
-    """One dst row of ``solve_in_block`` with caller-owned scratch; False if its system is not SPD."""
+@njit(cache=True, nogil=True, fastmath=True)
+def _cholesky_rows(lo, hi, indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, x, t64, failed):
+    """Rows lo..hi-1 of ``_solve_in_block``; scratch allocated once per group of rows, not per row."""
     k = src.shape[1] - 1
     n_cols = k + 1
-    start, end = indptr[r], indptr[r + 1]
-    n = end - start
-    if n == 0:
-        out[r, :] = 0.0
-        row_sse[r] = 0.0
-        return True
-    a[:, :] = 0.0
-    b[:] = 0.0
-    bx[:] = 0.0
-    sx[:] = 0.0
-    for c0 in range(start, end, CHUNK):
-        m = min(CHUNK, end - c0)
-        for q in range(m):
-            j = indices[c0 + q]
+    t = np.empty(CHUNK, np.float32)
+    g = np.empty((k, k), np.float32)
+    a = np.empty((n_cols, n_cols))
+    b = np.empty(n_cols)
+    bx = np.empty(k)
+    sx = np.empty(k)
+    last = indptr[hi]
+    for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
+        prefetch_row(src, indices[q], n_cols)
+    for r in range(lo, hi):
+        start, end = indptr[r], indptr[r + 1]
+        n = end - start
+        if n == 0:
+            out[r, :] = 0.0
+            row_sse[r] = 0.0
+            continue
+        a[:, :] = 0.0
+        b[:] = 0.0
+        bx[:] = 0.0
+        sx[:] = 0.0
+        for c0 in range(start, end, CHUNK):
+            m = min(CHUNK, end - c0)
+            xc = x[c0 - start:]
+            for q in range(m):
+                pos = c0 + q
+                if pos + PREFETCH_AHEAD < last:
+                    prefetch_row(src, indices[pos + PREFETCH_AHEAD], n_cols)
+                j = indices[pos]
+                for c in range(k):
+                    xc[q, c] = src[j, c]
+                tq = values[pos] - mu - src[j, k]
+                t64[pos - start] = tq
+                t[q] = tq
+            g[:, :] = 0.0
+            _gram_chunk(xc, m, k, g)
             for c in range(k):
-                x[q, c] = src[j, c]
-            t[q] = values[c0 + q] - mu - src[j, k]
-        g[:, :] = 0.0
-        _gram_chunk(x, m, k, g)
+                for e in range(c + 1):
+                    a[c, e] += g[c, e]
+            for q in range(m):
+                tq = t[q]
+                b[k] += tq
+                for c in range(k):
+                    bx[c] += tq * xc[q, c]
+                    sx[c] += xc[q, c]
         for c in range(k):
-            for e in range(c + 1):
-                a[c, e] += g[c, e]
-        for q in range(m):
-            tq = t[q]
-            b[k] += tq
+            b[c] = bx[c]
+            a[k, c] = sx[c]
+        scale = float(n) if weighted else 1.0
+        for c in range(k):
+            a[c, c] += reg * scale
+        a[k, k] = float(n) + bias_reg * scale
+        if not _cholesky_solve(a, b, n_cols):
+            failed[r] = True
+            continue
+        sse = 0.0
+        for q in range(n):
+            e = t64[q] - b[k]
             for c in range(k):
-                bx[c] += tq * x[q, c]
-                sx[c] += x[q, c]
-    for c in range(k):
-        b[c] = bx[c]
-        a[k, c] = sx[c]
-    scale = float(n) if weighted else 1.0
-    for c in range(k):
-        a[c, c] += reg * scale
-    a[k, k] = float(n) + bias_reg * scale
-    if not _cholesky_solve(a, b, n_cols):
-        return False
-    row_sse[r] = row_sse_of(indices, values, src, mu, b, start, end)
-    for c in range(n_cols):
-        out[r, c] = b[c]
-    return True
+                e -= b[c] * x[q, c]
+            sse += e * e
+        row_sse[r] = sse
+        for c in range(n_cols):
+            out[r, c] = b[c]
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
