@@ -59,7 +59,7 @@ def lenskit_peer(args, users, items, ratings):
         extra = {}
     else:
         from lenskit.als import ImplicitMFScorer as scorer
-        extra = {"weight": args.alpha}
+        extra = {"weight": args.alpha, "use_ratings": True}  # c = 1 + alpha r, as ours
     data = from_interactions_df(pd.DataFrame({"user_id": users, "item_id": items, "rating": ratings}))
 
     def fit(iterations):
