@@ -189,7 +189,8 @@ def _run_bench(cfg: JobConfig) -> None:
             _result("  peer %s %s failed: %s", peer["peer"], peer.get("version", ""), peer["error"])
         else:
             _result("  peer %s %s: %.3f s per iteration (fit(3) - fit(1) halved, %s threads): %.2f x ours",
-                     peer["peer"], peer["version"], peer["seconds_per_iteration"], peer.get("threads", "?"), peer["ratio"])
+                     peer["peer"], peer["version"], peer["seconds_per_iteration"], peer.get("threads", "?"),
+                     peer["ratio"])
     _result("  figures appended to %s", f["results_file"])
 
 
