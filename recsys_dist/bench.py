@@ -196,7 +196,7 @@ def score_throughput(model: Any, train: Dataset, cfg: JobConfig) -> dict[str, An
             "score_users_per_second": rate, "score_users_per_second_per_core": rate / (os.cpu_count() or 1)}
 
 
-PEER_SCRIPT = Path(__file__).with_name("bench_peer.py")
+PEER_SCRIPT = Path(__file__).resolve().parents[1] / "jobs" / "bench_peer.py"  # a script for another interpreter, not a module
 
 
 def peer_interpreter(value: str) -> str:
@@ -230,7 +230,7 @@ def run_peers(cfg: JobConfig, train_dir: Path, our_seconds: float) -> list[dict[
             "--reg", str(m.reg), "--alpha", str(getattr(m, "alpha", 1.0)),
             "--threads", str(max(1, cfg.engine.workers) * max(1, cfg.engine.threads))]
     log.info("timing the peers in %s", python)
-    proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    proc = subprocess.run(args, capture_output=True, text=True)
     peers = parse_peer_output(proc.stdout, our_seconds)
     if proc.returncode != 0 and not peers:
         raise FitError(f"--peer-python {python}: bench_peer.py failed (exit {proc.returncode}): "
