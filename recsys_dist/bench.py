@@ -6,9 +6,11 @@ all cores), then trains and reports per iteration and per half-step:
 
 - seconds (setup -- block building, initialisation -- and the first iteration, which
   includes any kernel compilation, are reported apart from the steady state);
-- the work done, counted as nnz (k+1)(k+2) flops for the Gram matrices plus (k+1)^3/3 per
-  solved row for the Cholesky factorisations, and the achieved GFLOP/s as a fraction of the
-  matmul rate;
+- the work done by the solver actually used (``half_step_flops``), and the achieved GFLOP/s as a
+  fraction of the matmul rate;
+- a roofline: the memory bandwidth measured in the same run (``triad_bandwidth``), the bytes a
+  half-step must move (``half_step_bytes``), the seconds each limit allows and the achieved
+  fraction of the binding one (the larger of the two);
 - kernel seconds summed over blocks, so engine overhead (transfer, scheduling,
   serialisation) shows as wall time minus kernel time per worker;
 - the peak memory of all processes together (proportional set size, so shared-memory
@@ -26,6 +28,8 @@ import json
 import logging
 import os
 import platform
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -37,6 +41,7 @@ from recsys_dist.config import JobConfig, ScoreConfig, SplitConfig, SynthConfig,
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.split import SUMMARY, split
 from recsys_dist.data.synth_output import synth
+from recsys_dist.errors import ConfigError, FitError
 from recsys_dist.train import fit
 
 log = logging.getLogger(__name__)
@@ -116,9 +121,64 @@ def prepare_split(cfg: JobConfig) -> Path:
     return target
 
 
-def half_step_flops(nnz: int, rows_solved: int, rank: int) -> float:
+def half_step_flops(nnz: int, rows_solved: int, rank: int, cg_steps: int = 0) -> float:
+    """Flops of one explicit half-step with K = rank + 1 unknowns per row.
+
+    Cholesky (``cg_steps`` = 0): nnz K (K + 1) for the Gram matrices plus K^3 / 3 per solved row.
+    CG: the gather pass forms the first residual (4 nnz K), each step applies the system through
+    two passes over the gathered rows (4 nnz K), the squared error is one more (2 nnz K).
+    """
     width = rank + 1
+    if cg_steps:
+        return nnz * width * (6.0 + 4.0 * cg_steps)
     return nnz * width * (width + 1) + rows_solved * width**3 / 3.0
+
+
+def half_step_bytes(nnz: int, n_dst: int, rank: int, cg_steps: int = 0) -> float:
+    """Bytes one explicit half-step must move if no gathered row is reused from cache: per rating its
+    index and value (8 B) and one float32 src row of K = rank + 1 values; per dst row its new row
+    written and, for CG, its current row read."""
+    width = rank + 1
+    return nnz * (8.0 + 4.0 * width) + n_dst * 4.0 * width * (2 if cg_steps else 1)
+
+
+def triad_bandwidth(n: int = 1 << 24, repeats: int = 5) -> float:
+    """Best GB/s of a STREAM triad a = b + s c over float64 arrays of ``n`` (3 x 128 MB, beyond any
+    cache) with numpy on all cores: one thread per core, each over its own slice, in 64 k-element
+    pieces so the temporary s c stays in cache and memory sees only b, c read and a written (24 B per
+    element, STREAM's count)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = os.cpu_count() or 1
+    a, b, c = np.empty(n), np.full(n, 1.0), np.full(n, 2.0)
+    piece = 1 << 16
+    slices = np.linspace(0, n, cores + 1).astype(int)
+
+    def triad(part: int) -> None:
+        tmp = np.empty(piece)
+        for lo in range(slices[part], slices[part + 1], piece):
+            hi = min(lo + piece, slices[part + 1])
+            np.multiply(c[lo:hi], 3.0, out=tmp[:hi - lo])
+            np.add(b[lo:hi], tmp[:hi - lo], out=a[lo:hi])
+
+    best = float("inf")
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(triad, range(cores)))  # warm up: page faults, threads
+        for _ in range(repeats):
+            started = time.perf_counter()
+            list(pool.map(triad, range(cores)))
+            best = min(best, time.perf_counter() - started)
+    return 24.0 * n / best / 1e9
+
+
+def roofline(seconds: float, flops: float, nbytes: float, gflops_rate: float, gbs_rate: float) -> dict[str, Any]:
+    """The seconds the arithmetic and the memory traffic each need at the measured rates, the binding
+    (larger) one, and the fraction of it achieved in ``seconds``."""
+    flop_floor = flops / (gflops_rate * 1e9)
+    memory_floor = nbytes / (gbs_rate * 1e9)
+    binding = "memory" if memory_floor >= flop_floor else "compute"
+    return {"flop_floor_seconds": flop_floor, "memory_floor_seconds": memory_floor, "binding_limit": binding,
+            "fraction_of_roofline": max(flop_floor, memory_floor) / seconds}
 
 
 def score_throughput(model: Any, train: Dataset, cfg: JobConfig) -> dict[str, Any]:
@@ -136,7 +196,57 @@ def score_throughput(model: Any, train: Dataset, cfg: JobConfig) -> dict[str, An
             "score_users_per_second": rate, "score_users_per_second_per_core": rate / (os.cpu_count() or 1)}
 
 
+PEER_SCRIPT = Path(__file__).resolve().parents[1] / "jobs" / "bench_peer.py"  # a script for another interpreter, not a module
+
+
+def peer_interpreter(value: str) -> str:
+    """The executable ``--peer-python`` names (a path, or a command on PATH); ConfigError if there is none."""
+    found = shutil.which(value)
+    if not found:
+        raise ConfigError(f"--peer-python (bench.peer_python) {value!r}: no such executable; give the path of the "
+                          "python of the environment where LensKit or implicit is installed")
+    return found
+
+
+def parse_peer_output(text: str, our_seconds: float) -> list[dict[str, Any]]:
+    """The ``PEER {json}`` lines of bench_peer.py's output, each timed peer with ``ratio`` = its seconds per
+    iteration / ours (above 1: we are faster). Other lines (the peers' own logging) are ignored."""
+    peers = []
+    for line in text.splitlines():
+        if not line.startswith("PEER "):
+            continue
+        peer = json.loads(line[5:])
+        if "seconds_per_iteration" in peer:
+            peer["ratio"] = peer["seconds_per_iteration"] / our_seconds
+        peers.append(peer)
+    return peers
+
+
+def run_peers(cfg: JobConfig, train_dir: Path, our_seconds: float) -> list[dict[str, Any]]:
+    """Time the peers of ``cfg.model.kind`` in their own interpreter on the same training split."""
+    python = peer_interpreter(cfg.bench.peer_python)
+    m = cfg.model
+    args = [python, str(PEER_SCRIPT), "--train", str(train_dir), "--model", m.kind, "--rank", str(m.rank),
+            "--reg", str(m.reg), "--alpha", str(getattr(m, "alpha", 1.0)),
+            "--threads", str(max(1, cfg.engine.workers) * max(1, cfg.engine.threads))]
+    log.info("timing the peers in %s", python)
+    proc = subprocess.run(args, capture_output=True, text=True)
+    peers = parse_peer_output(proc.stdout, our_seconds)
+    if proc.returncode != 0 and not peers:
+        raise FitError(f"--peer-python {python}: bench_peer.py failed (exit {proc.returncode}): "
+                       f"{proc.stderr.strip()[-500:]}")
+    return peers
+
+
+PEER_KINDS = ("als", "implicit_als")  # the kinds bench_peer.py has peers for
+
+
 def run_bench(cfg: JobConfig) -> dict[str, Any]:
+    if cfg.bench.peer_python:  # fail before the long part
+        peer_interpreter(cfg.bench.peer_python)
+        if cfg.model.kind not in PEER_KINDS:
+            raise ConfigError(f"--peer-python: no peer for --model {cfg.model.kind}; peers exist for "
+                              f"{', '.join(PEER_KINDS)}")
     split_dir = prepare_split(cfg)
     train = Dataset.open(split_dir / "train")
     ratings = train.read_all()
@@ -144,10 +254,16 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     items_rated = int(np.count_nonzero(np.bincount(ratings.item_idx, minlength=train.n_items)))
     del ratings
     rank = cfg.model.rank
-    flops = {"user": half_step_flops(train.n_ratings, users_rated, rank),
-             "item": half_step_flops(train.n_ratings, items_rated, rank)}
+    solver = cfg.model.effective_solver()
+    steps = cfg.model.cg_steps if solver == "cg" else 0
+    flops = {"user": half_step_flops(train.n_ratings, users_rated, rank, steps),
+             "item": half_step_flops(train.n_ratings, items_rated, rank, steps)}
+    nbytes = half_step_bytes(train.n_ratings, train.n_users, rank, steps) + half_step_bytes(
+        train.n_ratings, train.n_items, rank, steps)
     rate = matmul_rate()
     log.info("matmul rate: %.1f GFLOP/s (float32 4096 x 4096, all cores)", rate)
+    bandwidth = triad_bandwidth()
+    log.info("memory bandwidth: %.1f GB/s (STREAM triad, numpy, all cores)", bandwidth)
     model_cfg = dataclasses.replace(cfg.model, tol=0.0)
     gc.collect()
     started = time.perf_counter()
@@ -158,7 +274,7 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     steady = history[1:] if len(history) > 1 else history
     per_iter = [h["user_seconds"] + h["item_seconds"] for h in steady]
     seconds = float(np.median(per_iter))
-    # the flop count is the explicit model's (normal equations); other kinds report seconds only
+    # the counts are the explicit model's (for the solver used); other kinds report seconds only
     iter_flops = flops["user"] + flops["item"] if cfg.model.kind == "als" else None
     workers = max(1, cfg.engine.workers) if cfg.engine.name != "inprocess" else 1
     figures: dict[str, Any] = {
@@ -176,18 +292,25 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         "item_half_step_seconds": float(np.median([h["item_seconds"] for h in steady])),
         "kernel_seconds_per_iteration": float(np.median([h["user_task_seconds"] + h["item_task_seconds"]
                                                         for h in steady])),
-        "model": cfg.model.kind,
+        "model": cfg.model.kind, "solver": solver, "cg_steps": steps,
         "gflop_per_iteration": iter_flops / 1e9 if iter_flops else None,
         "gflops": iter_flops / seconds / 1e9 if iter_flops else None,
         "matmul_gflops": rate,
         "fraction_of_matmul": iter_flops / seconds / 1e9 / rate if iter_flops else None,
+        "triad_gbs": bandwidth,
+        "gb_per_iteration": nbytes / 1e9 if iter_flops else None,
         "peak_memory_gb": memory.peak_bytes / 1e9,
         "total_seconds": total,
         "final_train_rmse": history[-1].get("train_rmse"),
     }
     figures["engine_overhead_seconds"] = seconds - figures["kernel_seconds_per_iteration"] / workers
+    if iter_flops:
+        figures.update(roofline(seconds, iter_flops, nbytes, rate, bandwidth))
     if cfg.bench.score_k:
         figures.update(score_throughput(result.model, train, cfg))
+    if cfg.bench.peer_python:
+        figures["peer_python"] = cfg.bench.peer_python
+        figures["peers"] = run_peers(cfg, split_dir / "train", seconds)
     out = Path(cfg.bench.out or Path(cfg.bench.work_dir) / "results.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as fh:

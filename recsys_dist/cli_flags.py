@@ -135,6 +135,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--work-dir", "bench.work_dir", str, "cache of generated data and splits"),
         ("--out", "bench.out", str, "JSON-lines file to append the figures to"),
         ("--score-k", "bench.score_k", int, "also time top-K scoring of every user at this K (0: skip)"),
+        ("--peer-python", "bench.peer_python", str, "also time LensKit / implicit installed in this Python, same split"),
     ],
     "tune": [
         ("--data", "tune.data", str, "dataset to search on: the training part only (SPLIT/train)"),

@@ -168,12 +168,29 @@ def _run_bench(cfg: JobConfig) -> None:
     else:
         _result("  model %s: no flop count (the matmul rate, %.1f GFLOP/s, is for reference)", f["model"],
                  f["matmul_gflops"])
+    if "fraction_of_roofline" in f:
+        _result("  roofline (%s): %.3g GB per iteration at the %.1f GB/s triad bandwidth = %.3f s, the flops at the "
+                 "matmul rate = %.3f s; %s-bound, %.0f%% of that limit achieved", f["solver"], f["gb_per_iteration"],
+                 f["triad_gbs"], f["memory_floor_seconds"], f["flop_floor_seconds"], f["binding_limit"],
+                 100 * f["fraction_of_roofline"])
+    else:
+        _result("  memory bandwidth %.1f GB/s (STREAM triad, for reference)", f["triad_gbs"])
     _result("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
              f["engine_overhead_seconds"], f["peak_memory_gb"])
     if "score_seconds" in f:
         _result("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
                  "engine start-up %.1f s", f["score_k"], f["score_seconds"], f["score_users_per_second"],
                  f["score_users_per_second_per_core"], f["score_first_pass_seconds"])
+    for peer in f.get("peers", []):
+        if "missing" in peer:
+            _result("  peer %s: not installed in %s (%s); install it there to compare", peer["peer"],
+                     f["peer_python"], peer["missing"])
+        elif "error" in peer:
+            _result("  peer %s %s failed: %s", peer["peer"], peer.get("version", ""), peer["error"])
+        else:
+            _result("  peer %s %s: %.3f s per iteration (fit(3) - fit(1) halved, %s threads): %.2f x ours",
+                     peer["peer"], peer["version"], peer["seconds_per_iteration"], peer.get("threads", "?"),
+                     peer["ratio"])
     _result("  figures appended to %s", f["results_file"])
 
 

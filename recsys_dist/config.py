@@ -240,6 +240,9 @@ class BenchConfig:
     """JSON-lines file the figures are appended to; "" is WORK_DIR/results.jsonl."""
     score_k: int = 0
     """After training, time top-K scoring of every user at this K on the same engine (0: skip)."""
+    peer_python: str = ""
+    """A Python interpreter (path or command) where LensKit or implicit is installed: after training, time
+    the peers there on the same split (``recsys_dist/bench_peer.py``) and print the ratio ("": skip)."""
 
     def validate(self) -> None:
         _choice("bench.shape", self.shape, SHAPES[:-1])

@@ -21,6 +21,8 @@ engine runs this same code in the same order, so engines still agree bit for bit
 import numpy as np
 from numba import config, get_thread_id, njit, prange
 
+from recsys_dist.kernels.prefetch import prefetch_row
+
 
 CHUNK = 64  # ratings gathered at a time: [CHUNK, k] float32 stays in L1 next to the k x k tile
 GROUP = 64  # rows per parallel task: scratch is allocated once per group (allocation per row is slow,
@@ -117,7 +119,6 @@ def _gram_chunk(x, m, k, g):
         q += 1
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse):
     """Solve every dst row of one block.
 
@@ -126,94 +127,131 @@ def solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, ou
     row_sse float64[n_rows] (squared error of the row's ratings with the new solution).
     Returns -1 on success, else the first row whose system is not positive definite.
 
-    Per row, ratings are taken CHUNK at a time: the src factor rows are gathered into a
-    contiguous float32 buffer, their k x k Gram tile is formed in float32 (at most CHUNK
-    terms, so rounding stays at float32 epsilon) and added into the float64 system, whose
-    bias row and column are sums of the gathered rows and the rating count.
+    Per row, ratings are taken CHUNK at a time: the src factor rows are gathered (prefetched
+    PREFETCH_AHEAD ratings ahead) into this thread's float32 buffer, their k x k Gram tile is
+    formed in float32 (at most CHUNK terms, so rounding stays at float32 epsilon) and added into
+    the float64 system, whose bias row and column are sums of the gathered rows and the rating
+    count. The buffer holds the whole row, so the squared error is taken from it, not gathered again.
     """
+    longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
+    gather = np.empty((config.NUMBA_NUM_THREADS, longest, src.shape[1] - 1), np.float32)  # as solve_in_block_cg
+    targets = np.empty((config.NUMBA_NUM_THREADS, longest), np.float64)
+    failed = np.zeros(indptr.shape[0] - 1, np.bool_)
+    _solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, gather, targets, failed)
+    bad = np.flatnonzero(failed)
+    return int(bad[0]) if len(bad) else -1
+
+
+@njit(cache=False, nogil=True, parallel=True, fastmath=True)  # not cached: see _solve_in_block_cg
+def _solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, gather, targets, failed):
     n_rows = indptr.shape[0] - 1
-    n_cols = src.shape[1]
-    k = n_cols - 1
-    failed = np.full(n_rows, False)
     n_groups = (n_rows + GROUP - 1) // GROUP
     for grp in prange(n_groups):
-        # scratch allocated once per group of rows, not per row
-        x = np.empty((CHUNK, k), np.float32)
-        t = np.empty(CHUNK, np.float32)
-        g = np.empty((k, k), np.float32)
-        a = np.empty((n_cols, n_cols))
-        b = np.empty(n_cols)
-        bx = np.empty(k)
-        sx = np.empty(k)
-        for r in range(grp * GROUP, min((grp + 1) * GROUP, n_rows)):
-            failed[r] = not _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse,
-                                       r, x, t, g, a, b, bx, sx)
-    for r in range(n_rows):
-        if failed[r]:
-            return r
-    return -1
+        _cholesky_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, mu, reg, bias_reg,
+                       weighted, out, row_sse, gather[get_thread_id()], targets[get_thread_id()], failed)
 
 
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _solve_row(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, r, x, t, g, a, b, bx, sx):
-    """One dst row of ``solve_in_block`` with caller-owned scratch; False if its system is not SPD."""
+@njit(cache=True, nogil=True, fastmath=True)
+def _cholesky_rows(lo, hi, indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, x, t64, failed):
+    """Rows lo..hi-1 of ``_solve_in_block``; scratch allocated once per group of rows, not per row."""
     k = src.shape[1] - 1
     n_cols = k + 1
-    start, end = indptr[r], indptr[r + 1]
-    n = end - start
-    if n == 0:
-        out[r, :] = 0.0
-        row_sse[r] = 0.0
-        return True
-    a[:, :] = 0.0
-    b[:] = 0.0
-    bx[:] = 0.0
-    sx[:] = 0.0
-    for c0 in range(start, end, CHUNK):
-        m = min(CHUNK, end - c0)
-        for q in range(m):
-            j = indices[c0 + q]
+    t = np.empty(CHUNK, np.float32)
+    g = np.empty((k, k), np.float32)
+    a = np.empty((n_cols, n_cols))
+    b = np.empty(n_cols)
+    bx = np.empty(k)
+    sx = np.empty(k)
+    last = indptr[hi]
+    for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
+        prefetch_row(src, indices[q], n_cols)
+    for r in range(lo, hi):
+        start, end = indptr[r], indptr[r + 1]
+        n = end - start
+        if n == 0:
+            out[r, :] = 0.0
+            row_sse[r] = 0.0
+            continue
+        a[:, :] = 0.0
+        b[:] = 0.0
+        bx[:] = 0.0
+        sx[:] = 0.0
+        for c0 in range(start, end, CHUNK):
+            m = min(CHUNK, end - c0)
+            xc = x[c0 - start:]
+            for q in range(m):
+                pos = c0 + q
+                if pos + PREFETCH_AHEAD < last:
+                    prefetch_row(src, indices[pos + PREFETCH_AHEAD], n_cols)
+                j = indices[pos]
+                for c in range(k):
+                    xc[q, c] = src[j, c]
+                tq = values[pos] - mu - src[j, k]
+                t64[pos - start] = tq
+                t[q] = tq
+            g[:, :] = 0.0
+            _gram_chunk(xc, m, k, g)
             for c in range(k):
-                x[q, c] = src[j, c]
-            t[q] = values[c0 + q] - mu - src[j, k]
-        g[:, :] = 0.0
-        _gram_chunk(x, m, k, g)
+                for e in range(c + 1):
+                    a[c, e] += g[c, e]
+            for q in range(m):
+                tq = t[q]
+                b[k] += tq
+                for c in range(k):
+                    bx[c] += tq * xc[q, c]
+                    sx[c] += xc[q, c]
         for c in range(k):
-            for e in range(c + 1):
-                a[c, e] += g[c, e]
-        for q in range(m):
-            tq = t[q]
-            b[k] += tq
+            b[c] = bx[c]
+            a[k, c] = sx[c]
+        scale = float(n) if weighted else 1.0
+        for c in range(k):
+            a[c, c] += reg * scale
+        a[k, k] = float(n) + bias_reg * scale
+        if not _cholesky_solve(a, b, n_cols):
+            failed[r] = True
+            continue
+        sse = 0.0
+        for q in range(n):
+            e = t64[q] - b[k]
             for c in range(k):
-                bx[c] += tq * x[q, c]
-                sx[c] += x[q, c]
-    for c in range(k):
-        b[c] = bx[c]
-        a[k, c] = sx[c]
-    scale = float(n) if weighted else 1.0
-    for c in range(k):
-        a[c, c] += reg * scale
-    a[k, k] = float(n) + bias_reg * scale
-    if not _cholesky_solve(a, b, n_cols):
-        return False
-    row_sse[r] = row_sse_of(indices, values, src, mu, b, start, end)
-    for c in range(n_cols):
-        out[r, c] = b[c]
-    return True
+                e -= b[c] * x[q, c]
+            sse += e * e
+        row_sse[r] = sse
+        for c in range(n_cols):
+            out[r, c] = b[c]
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _apply(x, n, k, v, diag, w):
-    """w = (sum_q f_q f_q^T + diag) v with f_q = [x[q], 1]: two passes over the gathered rows."""
-    for c in range(k + 1):
-        w[c] = diag[c] * v[c]
-    for q in range(n):
+def _apply32(x, n, k, lam, lam_b, v, w):
+    """w = (sum_q f_q f_q^T + diag(lam, ..., lam, lam_b)) v with f_q = [x[q], 1], all float32: four
+    gathered rows at a time (independent dot products, one pass over w)."""
+    for c in range(k):
+        w[c] = lam * v[c]
+    w[k] = lam_b * v[k]
+    q = 0
+    while q + 4 <= n:
+        z0 = v[k]
+        z1 = v[k]
+        z2 = v[k]
+        z3 = v[k]
+        for c in range(k):
+            vc = v[c]
+            z0 += x[q, c] * vc
+            z1 += x[q + 1, c] * vc
+            z2 += x[q + 2, c] * vc
+            z3 += x[q + 3, c] * vc
+        for c in range(k):
+            w[c] += z0 * x[q, c] + z1 * x[q + 1, c] + z2 * x[q + 2, c] + z3 * x[q + 3, c]
+        w[k] += z0 + z1 + z2 + z3
+        q += 4
+    while q < n:
         z = v[k]
         for c in range(k):
             z += x[q, c] * v[c]
         for c in range(k):
             w[c] += z * x[q, c]
         w[k] += z
+        q += 1
 
 
 def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse):
@@ -223,88 +261,113 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     formed: each step applies them through two passes over the gathered ratings (4 n K flops),
     so a row costs about (6 + 4 steps) n K flops instead of n K^2 + K^3/3. Each step lowers the
     row's objective, so the ALS objective still never increases. Returns -1.
+
+    Performance notes (the implicit CG kernel's recipe, kernels/implicit_als.py): the src rows are
+    prefetched PREFETCH_AHEAD ratings ahead across row ends; each src row is read from memory once
+    (the gather pass also forms the starting residual b - A x0, and keeps each rating's target
+    r - mu - b_j, so the squared error needs no second gather); the CG steps and the error run on the
+    gathered float32 copy, which stays in L1/L2; vectors are float32 (16 lanes).
     """
-    longest = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
     # One gather buffer per kernel thread, made once per call: allocating per row or group costs page
     # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh).
     # sized for every pool thread (ids may exceed the current thread count); untouched pages cost nothing
-    gather = np.empty((config.NUMBA_NUM_THREADS, max(longest, 1), src.shape[1] - 1), np.float32)
-    return _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse,
-                              gather)
+    gather = np.empty((config.NUMBA_NUM_THREADS, longest, src.shape[1] - 1), np.float32)
+    targets = np.empty((config.NUMBA_NUM_THREADS, longest), np.float32)
+    _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse,
+                       gather, targets)
+    return -1
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
-def _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, gather):
+PREFETCH_AHEAD = 8  # ratings ahead (each 5 cache lines at rank 64): 4-8 measured best, 16-32 slower
+
+
+# Not cached, like implicit_als._solve_cg: a parallel wrapper loaded from Numba's cache may round
+# differently from a fresh compile (numba#10617); the row work it calls (``_cg_rows``) is cached.
+@njit(cache=False, nogil=True, parallel=True, fastmath=True)
+def _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, gather,
+                       targets):
     n_rows = indptr.shape[0] - 1
     n_groups = (n_rows + GROUP - 1) // GROUP
     for grp in prange(n_groups):
-        lo, hi = grp * GROUP, min((grp + 1) * GROUP, n_rows)
-        x = gather[get_thread_id()]
-        vecs = np.empty((6, src.shape[1]))  # b, diag, sol, w, res, p
-        for r in range(lo, hi):
-            _cg_row(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, r, x, vecs)
-    return -1
+        _cg_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, prev, mu, reg, bias_reg,
+                 weighted, steps, out, row_sse, gather[get_thread_id()], targets[get_thread_id()])
 
 
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _cg_row(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, r, x, vecs):
+@njit(cache=True, nogil=True, fastmath=True)
+def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, x, t):
+    """Rows lo..hi-1 of ``_solve_in_block_cg``: x [longest, k] and t [longest] are this thread's gather buffers."""
     n_cols = src.shape[1]
     k = n_cols - 1
-    start, end = indptr[r], indptr[r + 1]
-    n = end - start
-    if n == 0:
-        out[r, :] = 0.0
-        row_sse[r] = 0.0
-        return
-    b, diag, sol, w, res, p = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4], vecs[5]
-    b[:] = 0.0
-    for q in range(n):
-        j = indices[start + q]
-        tq = values[start + q] - mu - src[j, k]
-        for c in range(k):
-            x[q, c] = src[j, c]
-            b[c] += tq * src[j, c]
-        b[k] += tq
-    scale = float(n) if weighted else 1.0
-    diag[:] = reg * scale
-    diag[k] = bias_reg * scale
-    for c in range(n_cols):
-        sol[c] = prev[r, c]
-    _apply(x, n, k, sol, diag, w)
-    for c in range(n_cols):
-        res[c] = b[c] - w[c]
-        p[c] = res[c]
-    rs = 0.0
-    for c in range(n_cols):
-        rs += res[c] * res[c]
-    for _ in range(steps):
-        if rs <= 1e-20:
-            break
-        _apply(x, n, k, p, diag, w)
-        pw = 0.0
+    vecs = np.empty((4, n_cols), np.float32)  # sol, res, p, w
+    sol, res, p, w = vecs[0], vecs[1], vecs[2], vecs[3]
+    last = indptr[hi]  # prefetch within this group's ratings (the next group may run on another thread)
+    for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
+        prefetch_row(src, indices[q], n_cols)
+    for r in range(lo, hi):
+        start, end = indptr[r], indptr[r + 1]
+        n = end - start
+        if n == 0:
+            out[r, :] = 0.0
+            row_sse[r] = 0.0
+            continue
         for c in range(n_cols):
-            pw += p[c] * w[c]
-        alpha = rs / pw
-        rs_new = 0.0
+            sol[c] = prev[r, c]
+            res[c] = 0.0
+        # one pass over the row's ratings: gather y_q, keep t_q, res = b - F^T F x0 = sum_q (t_q - f_q.x0) f_q
+        for pos in range(start, end):
+            if pos + PREFETCH_AHEAD < last:
+                prefetch_row(src, indices[pos + PREFETCH_AHEAD], n_cols)
+            j = indices[pos]
+            q = pos - start
+            tq = np.float32(values[pos] - mu - src[j, k])
+            z = sol[k]
+            for c in range(k):
+                y = src[j, c]
+                x[q, c] = y
+                z += y * sol[c]
+            t[q] = tq
+            s = tq - z
+            for c in range(k):
+                res[c] += s * x[q, c]
+            res[k] += s
+        scale = float(n) if weighted else 1.0
+        lam = np.float32(reg * scale)
+        lam_b = np.float32(bias_reg * scale)
+        rs = np.float32(0.0)
         for c in range(n_cols):
-            sol[c] += alpha * p[c]
-            res[c] -= alpha * w[c]
-            rs_new += res[c] * res[c]
-        beta = rs_new / rs
+            res[c] -= (lam if c < k else lam_b) * sol[c]
+            p[c] = res[c]
+            rs += res[c] * res[c]
+        for _ in range(steps):
+            if rs <= 1e-20:
+                break
+            _apply32(x, n, k, lam, lam_b, p, w)
+            pw = np.float32(0.0)
+            for c in range(n_cols):
+                pw += p[c] * w[c]
+            if pw <= 0.0:
+                break
+            alpha = rs / pw
+            rs_new = np.float32(0.0)
+            for c in range(n_cols):
+                sol[c] += alpha * p[c]
+                res[c] -= alpha * w[c]
+                rs_new += res[c] * res[c]
+            beta = rs_new / rs
+            for c in range(n_cols):
+                p[c] = res[c] + beta * p[c]
+            rs = rs_new
+        sse = 0.0
+        for q in range(n):
+            pred = sol[k]
+            for c in range(k):
+                pred += sol[c] * x[q, c]
+            e = float(t[q]) - float(pred)
+            sse += e * e
+        row_sse[r] = sse
         for c in range(n_cols):
-            p[c] = res[c] + beta * p[c]
-        rs = rs_new
-    sse = 0.0
-    for q in range(n):
-        pred = mu + src[indices[start + q], k] + sol[k]
-        for c in range(k):
-            pred += sol[c] * x[q, c]
-        e = values[start + q] - pred
-        sse += e * e
-    row_sse[r] = sse
-    for c in range(n_cols):
-        out[r, c] = sol[c]
-    return -1
+            out[r, c] = sol[c]
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -8,7 +8,7 @@ the rows it will gather a few ratings ahead while it works on the current ones.
 """
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -35,3 +35,11 @@ def prefetch(typingctx, array, row, col):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def prefetch_row(a, j, width):
+    """Prefetch the cache lines of a[j, :width] (a line holds 16 float32: one address per 16 and the last)."""
+    for c in range(0, width, 16):
+        prefetch(a, j, c)
+    prefetch(a, j, width - 1)
