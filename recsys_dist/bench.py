@@ -42,7 +42,11 @@ from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.split import SUMMARY, split
 from recsys_dist.data.synth_output import synth
 from recsys_dist.errors import ConfigError, FitError
-from recsys_dist.train import fit
+from recsys_dist.blocking import block_bounds
+from recsys_dist.config import EngineConfig
+from recsys_dist.executors import make_executor
+from recsys_dist.traffic import half_step_traffic
+from recsys_dist.train import build_blocks, fit
 
 log = logging.getLogger(__name__)
 
@@ -317,3 +321,20 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         fh.write(json.dumps(figures) + "\n")
     figures["results_file"] = str(out)
     return figures
+
+
+def dataset_traffic(url: str, n_blocks: int, workers: int, rank: int) -> dict[str, dict[str, float]]:
+    """``traffic.half_step_traffic`` of both half-steps of a dataset cut into ``n_blocks`` blocks a side and
+    spread over ``workers`` (its blocks built here, in this process, as training builds them)."""
+    train = Dataset.open(url)
+    blocks = {"user": n_blocks, "item": n_blocks}
+    with make_executor(EngineConfig(name="inprocess")) as ex:
+        build_blocks(ex, train, ("user", "item"), blocks)
+        reads = {side: ex.map_blocks(side, _block_columns, None, None, ()) for side in ("user", "item")}
+    bounds = {"user": block_bounds(train.n_users, blocks["user"]), "item": block_bounds(train.n_items, blocks["item"])}
+    return {"user": half_step_traffic(reads["user"], bounds["item"], workers, rank),
+            "item": half_step_traffic(reads["item"], bounds["user"], workers, rank)}
+
+
+def _block_columns(block, src, own):  # noqa: ANN001, ANN202 - a map task: the src rows a block reads
+    return block.indices

@@ -24,3 +24,15 @@ def test_traffic_broadcast_sends_every_remote_row_and_routed_only_the_rows_read(
 def test_traffic_one_worker_moves_nothing():
     t = half_step_traffic([np.array([0, 1])], [(0, 2)], 1, rank=4)
     assert t == {"broadcast": 0.0, "routed": 0.0, "broadcast_per_worker": 0.0, "routed_per_worker": 0.0}
+
+
+def test_traffic_of_a_real_dataset_routed_never_exceeds_broadcast(ml100k_dataset):
+    from recsys_dist.bench import dataset_traffic
+
+    one = dataset_traffic(str(ml100k_dataset), 4, 1, 8)
+    assert all(v == 0 for side in one.values() for v in side.values())
+    t = dataset_traffic(str(ml100k_dataset), 4, 4, 8)
+    for side in ("user", "item"):
+        assert 0 < t[side]["routed"] <= t[side]["broadcast"]
+    # broadcast sends each worker every item row the other 3 hold: 3 x 1682 rows in all, 9 floats each
+    assert t["user"]["broadcast"] == 3 * 1682 * 9 * 4 and t["item"]["broadcast"] == 3 * 943 * 9 * 4
