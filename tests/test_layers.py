@@ -20,7 +20,7 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_dist.report": 6, "recsys_dist.explore": 6,  # views over every job's outputs; only cli imports them
     "recsys_dist.cli": 6, "recsys_dist.cli_flags": 6, "recsys_dist.cli_jobs": 6, "recsys_dist.__main__": 7, "recsys_dist": 0,
 }
-ONLY_IN = {"numba": ("recsys_dist.kernels",), "distributed": ("recsys_dist.executors.dask", "recsys_dist.executors.dask_cluster"),
+ONLY_IN = {"numba": ("recsys_dist.kernels",), "distributed": ("recsys_dist.executors.dask", "recsys_dist.executors.dask_cluster", "recsys_dist.executors.dask_tasks"),
            "dask": ("recsys_dist.executors.dask", "recsys_dist.executors.dask_cluster"), "fsspec": ("recsys_dist.data", "recsys_dist.checkpoint"),
            "pyarrow": ("recsys_dist.data", "recsys_dist.checkpoint"),
            # the optional extras: the main job and training never import them

@@ -140,7 +140,7 @@ class TestDask(ExecutorContract):
 
 
 def test_contract_dask_kernel_threads_share_each_hosts_cores():
-    from recsys_dist.executors.dask import kernel_threads
+    from recsys_dist.executors.dask_tasks import kernel_threads
 
     cores = {"tcp://10.0.0.1:1": 8, "tcp://10.0.0.1:2": 8, "tcp://10.0.0.2:1": 8, "tls://[::1]:5": 2}
     nthreads = {"tcp://10.0.0.1:1": 1, "tcp://10.0.0.1:2": 1, "tcp://10.0.0.2:1": 2, "tls://[::1]:5": 4}
