@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys_dist.data.parquet_read import read_table
 from recsys_dist.errors import CheckpointError
 from recsys_dist.model import ALSModel
 
@@ -157,8 +158,7 @@ def load_model(url: str) -> ALSModel:
         return np.load(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")), allow_pickle=False)
 
     def ids(name: str, column: str) -> np.ndarray:
-        # no reader threads for a small file: Arrow's pool alive at exit can abort the process (arrow#34314)
-        table = pq.read_table(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")), use_threads=False)
+        table = read_table(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")))
         values = table.column(column).to_numpy(zero_copy_only=False)
         return values if values.dtype.kind in "iu" else values.astype(object)
 

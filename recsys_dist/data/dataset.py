@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys_dist.data.parquet_read import read_table
 from recsys_dist.data.atomic import MANIFEST, sha256_file, write_bytes_atomic
 from recsys_dist.data.ids import IdIndex
 from recsys_dist.errors import DataError
@@ -203,11 +204,6 @@ def copy_dataset(src: str, dst_url: str) -> str:
     return fs.unstrip_protocol(root) if "://" in str(dst_url) else str(Path(root).resolve())
 
 
-# Parquet is read without Arrow's reader threads (use_threads=False) throughout: a block is one
-# task's work, the engines run blocks in parallel, and a process whose Arrow pool is alive at exit
-# can abort there ("terminate called without an active exception", arrow#34314).
-
-
 class Dataset:
     """A dataset directory (local path or fsspec URL) opened through its manifest."""
 
@@ -278,7 +274,7 @@ class Dataset:
     def read_block(self, block: int) -> Ratings:
         entry = self.manifest["blocks"][block]
         with self.open_file(entry["path"]) as fh:
-            return Ratings.from_table(pq.read_table(fh, use_threads=False))
+            return Ratings.from_table(read_table(fh))
 
     def iter_blocks(self) -> Iterator[tuple[int, Ratings]]:
         for block in range(self.n_blocks):
@@ -307,7 +303,7 @@ class Dataset:
         counts = np.zeros(self.n_items, np.int64)
         for entry in self.manifest["blocks"]:
             with self.open_file(entry["path"]) as fh:
-                table = pq.read_table(fh, columns=["item_idx", "rating"], use_threads=False)
+                table = read_table(fh, ["item_idx", "rating"])
             items = table.column("item_idx").to_numpy()
             if at_least is not None:
                 items = items[table.column("rating").to_numpy() >= at_least]
@@ -319,7 +315,7 @@ class Dataset:
         users, items = np.zeros(self.n_users, np.int64), np.zeros(self.n_items, np.int64)
         for entry in self.manifest["blocks"]:
             with self.open_file(entry["path"]) as fh:
-                table = pq.read_table(fh, columns=["user_idx", "item_idx"], use_threads=False)
+                table = read_table(fh, ["user_idx", "item_idx"])
             users += np.bincount(table.column("user_idx").to_numpy(), minlength=self.n_users)
             items += np.bincount(table.column("item_idx").to_numpy(), minlength=self.n_items)
         return users, items
@@ -329,11 +325,11 @@ class Dataset:
 
     def read_users(self) -> pd.DataFrame:
         with self.open_file("users.parquet") as fh:
-            return pq.read_table(fh, use_threads=False).to_pandas()
+            return read_table(fh).to_pandas()
 
     def read_items(self) -> pd.DataFrame:
         with self.open_file("items.parquet") as fh:
-            return pq.read_table(fh, use_threads=False).to_pandas()
+            return read_table(fh).to_pandas()
 
     def user_index(self) -> IdIndex:
         return IdIndex(self.read_users()["user_id"].to_numpy())

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys_dist.data.parquet_read import read_table
 from recsys_dist.config import IngestConfig
 from recsys_dist.data.atomic import staged_dir
 from recsys_dist.data.dataset import DatasetWriter, Ratings, default_block_count, empty_ratings, sort_dedup
@@ -216,7 +217,7 @@ def _dedup_sorted(path: Path | None) -> tuple[Ratings, int]:
     """Read one block's spill and keep the latest rating of each (user, item), sorted."""
     if path is None:
         return empty_ratings(), 0
-    t = pq.read_table(path)
+    t = read_table(path)
     u, i, r, ts, seq = (t.column(n).to_numpy() for n in _BLOCK_SPILL_SCHEMA.names)
     return sort_dedup(Ratings(u, i, r, ts), seq)
 

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys_dist.data.parquet_read import read_table
 from recsys_dist.errors import DataError
 
 SUCCESS = "_SUCCESS"
@@ -83,7 +84,7 @@ def read_recommendations(url: str) -> pd.DataFrame:
     frames = []
     for part in marker["parts"]:
         with fs.open(f"{root}/{part['path']}", "rb") as fh:
-            frames.append(pq.read_table(fh).to_pandas())
+            frames.append(read_table(fh).to_pandas())
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

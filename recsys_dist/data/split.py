@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow.parquet as pq
 
+from recsys_dist.data.parquet_read import read_table
 from recsys_dist.config import SplitConfig
 from recsys_dist.data import split_methods as methods
 from recsys_dist.data.atomic import staged_dir, write_bytes_atomic
@@ -96,14 +97,14 @@ def _write_test_and_cold(ds: Dataset, train: DatasetWriter, stage: Path, pending
     seen_user = np.zeros(ds.n_users, dtype=bool)
     seen_item = np.zeros(ds.n_items, dtype=bool)
     for block in range(train.n_blocks):
-        part = Ratings.from_table(pq.read_table(train.root / train.block_path(block)))
+        part = Ratings.from_table(read_table(train.root / train.block_path(block)))
         seen_user[part.user_idx] = True
         seen_item[part.item_idx] = True
     writers = {name: DatasetWriter(stage / name, ds.n_users, ds.n_items, ds.n_blocks) for name in ("test", "cold")}
     cold_users: set[int] = set()
     cold_items: set[int] = set()
     for block in range(ds.n_blocks):
-        rows = Ratings.from_table(pq.read_table(pending / f"{block:05d}.parquet"))
+        rows = Ratings.from_table(read_table(pending / f"{block:05d}.parquet"))
         cold = ~seen_user[rows.user_idx] | ~seen_item[rows.item_idx]
         writers["test"].write_block(block, rows.take(np.flatnonzero(~cold)))
         writers["cold"].write_block(block, rows.take(np.flatnonzero(cold)))

@@ -24,7 +24,7 @@ is, so a user without ratings gets p_u = D^T f_u. The iteration then starts with
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from recsys_dist.errors import DataError, FitError
 from recsys_dist.kernels.als import set_threads
 from recsys_dist.kernels.genre_als import solve_toward_prior
 from recsys_dist.models.explicit import half_step
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def genre_features(items: Any, genres: list[str], n_items: int) -> np.ndarray:  # noqa: ANN401 - a DataFrame
