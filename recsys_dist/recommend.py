@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys_dist.blocking import InBlock
-from recsys_dist.kernels.als import set_threads
+from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.topk import rank_stats_rows, topk_rows
 
 

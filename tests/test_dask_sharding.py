@@ -2,7 +2,6 @@
 same result; a worker killed mid-half-step is survived from the rows' lineage with the same result."""
 
 import gc
-import time
 
 import numpy as np
 import pytest

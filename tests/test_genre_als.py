@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recsys_dist.config import EngineConfig, ModelConfig, SplitConfig, TrainConfig
-from recsys_dist.data.dataset import Dataset, Ratings
+from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.split import split
 from recsys_dist.errors import DataError
 from recsys_dist.evaluate import rmse

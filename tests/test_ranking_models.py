@@ -65,7 +65,7 @@ def test_ranking_models_popular_ranks_by_interactions(planted):
 def test_ranking_models_same_model_on_every_engine_and_worker_count(small_split, cfg, engine):
     """Bit for bit, BPR included: its strata and streams depend on the seed and settings, never on the
     engine, the worker count or engine.user_blocks. (Run on a cold Numba cache too, the state of a fresh
-    clone: a cached parallel kernel once rounded differently from a fresh compile; see _solve_cg.)"""
+    clone: a cached parallel kernel once rounded differently from a fresh compile; see kernels/row_threads.py.)"""
     train = TrainConfig(train=str(small_split / "train"))
     reference = fit(train, cfg, EngineConfig()).model
     got = fit(train, cfg, engine).model

@@ -11,7 +11,7 @@ import numpy as np
 
 from recsys_dist.errors import FitError
 from recsys_dist.executors.base import Loader, Task
-from recsys_dist.kernels.als import set_threads
+from recsys_dist.kernels.row_threads import set_threads
 
 
 def _size_threads(threads: dict[str, int]) -> None:

@@ -19,7 +19,9 @@ engine runs this same code in the same order, so engines still agree bit for bit
 """
 
 import numpy as np
-from numba import config, get_thread_id, njit, prange
+from numba import njit, prange
+
+from recsys_dist.kernels.row_threads import run_rows
 
 from recsys_dist.kernels.prefetch import prefetch_row
 
@@ -134,26 +136,17 @@ def solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, ou
     count. The buffer holds the whole row, so the squared error is taken from it, not gathered again.
     """
     longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
-    gather = np.empty((config.NUMBA_NUM_THREADS, longest, src.shape[1] - 1), np.float32)  # as solve_in_block_cg
-    targets = np.empty((config.NUMBA_NUM_THREADS, longest), np.float64)
     failed = np.zeros(indptr.shape[0] - 1, np.bool_)
-    _solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, gather, targets, failed)
+    run_rows(_cholesky_rows, indptr, (indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, failed),
+             lambda: (np.empty((longest, src.shape[1] - 1), np.float32), np.empty(longest, np.float64)))
     bad = np.flatnonzero(failed)
     return int(bad[0]) if len(bad) else -1
 
 
-@njit(cache=False, nogil=True, parallel=True, fastmath=True)  # not cached: see _solve_in_block_cg
-def _solve_in_block(indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, gather, targets, failed):
-    n_rows = indptr.shape[0] - 1
-    n_groups = (n_rows + GROUP - 1) // GROUP
-    for grp in prange(n_groups):
-        _cholesky_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, mu, reg, bias_reg,
-                       weighted, out, row_sse, gather[get_thread_id()], targets[get_thread_id()], failed)
-
-
 @njit(cache=True, nogil=True, fastmath=True)
-def _cholesky_rows(lo, hi, indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, x, t64, failed):
-    """Rows lo..hi-1 of ``_solve_in_block``; scratch allocated once per group of rows, not per row."""
+def _cholesky_rows(lo, hi, indptr, indices, values, src, mu, reg, bias_reg, weighted, out, row_sse, failed, x, t64):
+    """Rows lo..hi-1 of ``solve_in_block`` (x [longest, k] and t64 [longest] are this thread's gather buffers);
+    scratch allocated once per range of rows, not per row."""
     k = src.shape[1] - 1
     n_cols = k + 1
     t = np.empty(CHUNK, np.float32)
@@ -269,34 +262,19 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     gathered float32 copy, which stays in L1/L2; vectors are float32 (16 lanes).
     """
     longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
-    # One gather buffer per kernel thread, made once per call: allocating per row or group costs page
-    # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh).
-    # sized for every pool thread (ids may exceed the current thread count); untouched pages cost nothing
-    gather = np.empty((config.NUMBA_NUM_THREADS, longest, src.shape[1] - 1), np.float32)
-    targets = np.empty((config.NUMBA_NUM_THREADS, longest), np.float32)
-    _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse,
-                       gather, targets)
+    # one gather buffer per kernel thread, made once per call: allocating per row or group costs page
+    # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh)
+    run_rows(_cg_rows, indptr, (indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse),
+             lambda: (np.empty((longest, src.shape[1] - 1), np.float32), np.empty(longest, np.float32)))
     return -1
 
 
 PREFETCH_AHEAD = 8  # ratings ahead (each 5 cache lines at rank 64): 4-8 measured best, 16-32 slower
 
 
-# Not cached, like implicit_als._solve_cg: a parallel wrapper loaded from Numba's cache may round
-# differently from a fresh compile (numba#10617); the row work it calls (``_cg_rows``) is cached.
-@njit(cache=False, nogil=True, parallel=True, fastmath=True)
-def _solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, gather,
-                       targets):
-    n_rows = indptr.shape[0] - 1
-    n_groups = (n_rows + GROUP - 1) // GROUP
-    for grp in prange(n_groups):
-        _cg_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, prev, mu, reg, bias_reg,
-                 weighted, steps, out, row_sse, gather[get_thread_id()], targets[get_thread_id()])
-
-
 @njit(cache=True, nogil=True, fastmath=True)
 def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, x, t):
-    """Rows lo..hi-1 of ``_solve_in_block_cg``: x [longest, k] and t [longest] are this thread's gather buffers."""
+    """Rows lo..hi-1 of ``solve_in_block_cg``: x [longest, k] and t [longest] are this thread's gather buffers."""
     n_cols = src.shape[1]
     k = n_cols - 1
     vecs = np.empty((4, n_cols), np.float32)  # sol, res, p, w
@@ -385,11 +363,3 @@ def predict_pairs(dst_idx, src_idx, dst, src, mu, out):
             for c in range(k):
                 pred += dst[u, c] * src[i, c]
         out[p] = pred
-
-
-def set_threads(n):
-    """Threads for this thread's kernel calls (numba's per-thread setting); 0 keeps the default."""
-    import numba
-
-    if n > 0:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))

@@ -23,6 +23,7 @@ from numba import config, get_thread_id, njit, prange
 
 from recsys_dist.kernels.als import GROUP, _cholesky_solve
 from recsys_dist.kernels.prefetch import prefetch
+from recsys_dist.kernels.row_threads import run_rows
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
@@ -100,13 +101,12 @@ def solve_implicit_block_cg(indptr, indices, values, src, prev, gram, threshold,
     """
     longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
     k = src.shape[1] - 1
-    # one gather buffer per kernel thread, made once per call (see kernels/als.py)
-    gather = np.empty((config.NUMBA_NUM_THREADS, longest, k), np.float32)
-    weights = np.empty((config.NUMBA_NUM_THREADS, longest), np.float32)
     gram32 = np.asarray(gram, np.float32)
     gram32 = np.ascontiguousarray((gram32 + gram32.T) * np.float32(0.5))  # exactly symmetric: G v by rows
-    _solve_cg(indptr, indices, values, src, prev, gram32, threshold, alpha, scaled, binary, reg, weighted, steps,
-              out, row_loss, gather, weights)
+    # one gather buffer per kernel thread, made once per call (see kernels/als.py)
+    run_rows(_cg_rows, indptr, (indptr, indices, values, src, prev, gram32, threshold, alpha, scaled, binary, reg,
+                                weighted, steps, out, row_loss),
+             lambda: (np.empty((longest, k), np.float32), np.empty(longest, np.float32)))
 
 
 PREFETCH_AHEAD = 16  # ratings: far enough to hide a memory access behind the work on 16 gathered rows
@@ -174,25 +174,11 @@ def _apply32(gram, x, w, n, k, lam, v, out):
         q += 1
 
 
-# Not cached: this parallel wrapper, loaded from Numba's cache, rounded differently from a fresh compile
-# (about 1e-6 after a few iterations; numba#10617 reports such codegen differences for parallel=True),
-# so a job's first run and later runs, or the driver and its workers, gave different models. Compiling
-# it costs about a second per process; the row work it calls (``_cg_rows``) is cached.
-@njit(cache=False, nogil=True, parallel=True, fastmath=True)
-def _solve_cg(indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
-              out, row_loss, gather, weights):
-    n_rows = indptr.shape[0] - 1
-    n_groups = (n_rows + GROUP - 1) // GROUP
-    for grp in prange(n_groups):
-        _cg_rows(grp * GROUP, min((grp + 1) * GROUP, n_rows), indptr, indices, values, src, prev, gram, threshold,
-                 alpha, scaled, binary, reg, weighted, steps, out, row_loss, gather[get_thread_id()],
-                 weights[get_thread_id()])
-
-
 @njit(cache=True, nogil=True, fastmath=True)
 def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
              out, row_loss, x, w):
-    """Rows lo..hi-1 of ``_solve_cg``, a plain cached function (see the note on ``_solve_cg``)."""
+    """Rows lo..hi-1 of ``solve_implicit_block_cg``, a plain cached function run by ``run_rows``
+    (kernels/row_threads.py: a ``prange`` wrapper could not be cached)."""
     k = src.shape[1] - 1
     vecs = np.empty((5, k), np.float32)  # sol, res, p, ap, b
     sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]

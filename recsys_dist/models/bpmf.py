@@ -30,7 +30,7 @@ import numpy as np
 from recsys_dist.config import ModelConfig
 from recsys_dist.errors import FitError
 from recsys_dist.hashing import normal
-from recsys_dist.kernels.als import set_threads
+from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.bpmf import sample_in_block
 from recsys_dist.blocking import InBlock
 

@@ -32,7 +32,7 @@ from recsys_dist.als import solve_block
 from recsys_dist.blocking import InBlock
 from recsys_dist.config import ModelConfig
 from recsys_dist.errors import DataError, FitError
-from recsys_dist.kernels.als import set_threads
+from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.genre_als import solve_toward_prior
 from recsys_dist.models.explicit import half_step
 

@@ -22,7 +22,7 @@ from recsys_dist.als import regularization
 from recsys_dist.blocking import InBlock, build_in_block
 from recsys_dist.config import ModelConfig
 from recsys_dist.errors import FitError
-from recsys_dist.kernels.als import set_threads
+from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.implicit_als import count_interactions, solve_implicit_block, solve_implicit_block_cg
 from recsys_dist.models.explicit import half_step
 

@@ -39,7 +39,8 @@ def parallel_kernels_task(block, src, own, repeats):
     enter Numba's threading layer at the same moment."""
     import numpy as np
 
-    from recsys_dist.kernels.als import predict_pairs, set_threads
+    from recsys_dist.kernels.als import predict_pairs
+    from recsys_dist.kernels.row_threads import set_threads
 
     set_threads(2)
     n = 1_000_000
