@@ -62,11 +62,12 @@ def test_checkpoint_keeps_the_last_two_and_ignores_incomplete_ones(rng):
 
 
 def test_checkpoint_loading_a_model_never_aborts_the_process_at_exit(small_split, tmp_path):
-    """Arrow's pools alive at exit aborted processes that had loaded a model ("terminate called without an
-    active exception", exit 134): about 1 in 3 with reader threads, then about 1 in 12 from the IO pool's
-    pre-buffering (gdb: an IO thread releasing a read's buffer takes the GIL during finalisation). Reading
-    with neither: 0 aborts in 200 runs here, so all 15 must exit 0 (the 1-in-12 rate fails this 73 % of the
-    time). Job processes are immune either way: they leave through cli.run's os._exit."""
+    """A process that had loaded a model aborted at exit ("terminate called without an active exception",
+    exit 134): an Arrow pool thread dropped the last reference to a read's Python-backed source (gdb:
+    PyReadableFile / PyBuffer destructors) and took the GIL from a finalising interpreter. About 1 load in 12
+    with pq.read_table's defaults, 1 in 40 with its pools off; with parquet_read's Arrow-owned sources 0 in
+    200 here, so all 15 must exit 0 (the 1-in-40 rate fails this about 1 time in 3). Job processes are immune
+    either way: they leave through cli.run's os._exit."""
     import subprocess
     import sys
 
