@@ -25,8 +25,10 @@ def solve_block(block: InBlock, src: np.ndarray, prev: np.ndarray | None, mu: fl
     ``cg_steps`` = 0 solves exactly (Cholesky); otherwise that many conjugate-gradient steps
     start from ``prev``, the block's current rows.
 
-    Returns the new rows [hi-lo, k+1] float32 and stats [sum of squared errors, nnz,
-    kernel seconds] (the seconds let the driver tell computation from engine overhead).
+    Returns the new rows [hi-lo, k+1] float32 and stats [sum of squared errors, nnz, the rows' share
+    of the regularization term, their non-finite entries, kernel seconds] (the seconds let the driver
+    tell computation from engine overhead; penalty and finiteness come with the solve, so neither
+    costs another pass over the blocks).
     """
     if src.dtype != np.float32 or not src.flags.c_contiguous:
         raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32, got {src.dtype}")
@@ -45,7 +47,9 @@ def solve_block(block: InBlock, src: np.ndarray, prev: np.ndarray | None, mu: fl
     if bad >= 0:
         raise FitError(f"block {block.block_id}: the normal equations of row {block.lo + bad} are not positive "
                        "definite; increase model.reg or model.bias_reg")
-    return rows, np.array([row_sse.sum(), block.nnz, time.perf_counter() - started], np.float64)
+    penalty = regularization(rows, block.row_counts(), reg, bias_reg, weighted)
+    nonfinite = rows.size - np.count_nonzero(np.isfinite(rows))
+    return rows, np.array([row_sse.sum(), block.nnz, penalty, nonfinite, time.perf_counter() - started], np.float64)
 
 
 def fold_in_rows(item_matrix: np.ndarray, rows: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray, n_rows: int,

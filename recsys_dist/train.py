@@ -180,8 +180,11 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             with progress.bar(f"iteration {iteration + 1}/{model_cfg.n_iter}", steps.tasks_per_iteration(n_blocks)):
                 record.update(steps.iteration(ex, iteration))
             for side in ("user", "item"):
-                finite = (all(ex.map_blocks(side, block_is_finite, None, side, ())) if sharded
-                          else np.isfinite(ex.matrix(side)).all())
+                if f"{side}_nonfinite" in record:  # counted by the solve tasks
+                    finite = record.pop(f"{side}_nonfinite") == 0
+                else:
+                    finite = (all(ex.map_blocks(side, block_is_finite, None, side, ())) if sharded
+                              else np.isfinite(ex.matrix(side)).all())
                 if not finite:
                     raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
                                    f"(or lower model.learning_rate) or check the ratings")

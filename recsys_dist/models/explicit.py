@@ -25,7 +25,7 @@ from recsys_dist.config import ModelConfig
 
 class ExplicitSteps:
     sides = ("user", "item")
-    sharded = True  # factors live with the blocks: the penalty term is a map, not driver arithmetic
+    sharded = True  # factors live with the blocks: the penalty term is a block reduction, not driver arithmetic
 
     def __init__(self, cfg: ModelConfig, mu: float) -> None:
         self.cfg, self.mu = cfg, mu
@@ -39,7 +39,7 @@ class ExplicitSteps:
         return f"{self.cg_steps} warm-started conjugate-gradient steps" if self.cg_steps else "Cholesky"
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
-        return 2 * (n_blocks["user"] + n_blocks["item"])  # a solve and a penalty map per half-step
+        return n_blocks["user"] + n_blocks["item"]  # a solve per block (it also returns the block's penalty)
 
     def prepare(self, ex: Any, counts: dict[str, np.ndarray], n_blocks: dict[str, int]) -> None:
         self.counts = counts
@@ -56,7 +56,8 @@ class ExplicitSteps:
         step = (self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads, self.cg_steps)
         for dst, src in (("user", "item"), ("item", "user")):
             stats = half_step(ex, record, dst, src, solve_block, step, self.cg_steps > 0)
-            self.penalty[dst] = self._penalty(ex, dst)
+            self.penalty[dst] = float(stats[2])
+            record[f"{dst}_nonfinite"] = int(stats[3])
             record[f"objective_after_{dst}"] = float(stats[0] + self.penalty["user"] + self.penalty["item"])
         record["objective"] = record["objective_after_item"]
         record["train_rmse"] = float(np.sqrt(stats[0] / stats[1]))

@@ -34,6 +34,7 @@ from recsys_dist.config import ModelConfig
 from recsys_dist.errors import DataError, FitError
 from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.genre_als import solve_toward_prior
+from recsys_dist.kernels.moments import weighted_cross
 from recsys_dist.models.explicit import half_step
 
 if TYPE_CHECKING:
@@ -81,8 +82,8 @@ def block_genre_moments(block: InBlock, _src: None, own_rows: np.ndarray, featur
                         scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Map task over the item (or user) blocks: F^T S F [g, g] and F^T S X [g, k+1] of the block's own rows."""
     f = features[block.lo:block.hi]
-    s = scale[block.lo:block.hi, None]
-    return f.T @ (s * f), f.T @ (s * own_rows.astype(np.float64))
+    s = scale[block.lo:block.hi]
+    return weighted_cross(f, s, f), weighted_cross(f, s, own_rows)  # not BLAS: see kernels/moments.py
 
 
 def solve_toward_features(block: InBlock, src: np.ndarray, _prev: None, prior: np.ndarray, mu: float, reg: float,

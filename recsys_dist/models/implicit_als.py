@@ -24,13 +24,14 @@ from recsys_dist.config import ModelConfig
 from recsys_dist.errors import FitError
 from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.implicit_als import count_interactions, solve_implicit_block, solve_implicit_block_cg
+from recsys_dist.kernels.moments import gram as gram_of_rows
 from recsys_dist.models.explicit import half_step
 
 
 def block_gram(block: InBlock, _src: None, own_rows: np.ndarray, _threads: int) -> np.ndarray:
-    """Map task: the k x k Gram matrix (float64) of the block's own factor rows (a BLAS product)."""
-    factors = np.asarray(own_rows[:, :-1], np.float64)
-    return factors.T @ factors
+    """Map task: the k x k Gram matrix (float64) of the block's own factor rows (the same bits on every
+    engine: see kernels/moments.py)."""
+    return gram_of_rows(own_rows, own_rows.shape[1] - 1)
 
 
 def block_interactions(block: InBlock, _src: None, _own: None, threshold: float) -> np.ndarray:
@@ -49,7 +50,10 @@ def implicit_penalty(block: InBlock, _src: None, own_rows: np.ndarray, threshold
 def solve_implicit(block: InBlock, src: np.ndarray, prev: np.ndarray | None, gram: np.ndarray, threshold: float,
                    alpha: float, scaled: bool, binary: bool, reg: float, weighted: bool, threads: int,
                    cg_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Solve task: new rows [hi-lo, k+1] and stats [objective share, interactions, kernel seconds]."""
+    """Solve task: new rows [hi-lo, k+1] and stats [objective share, interactions, the rows' share of the
+    regularization term, their non-finite entries, their k x k Gram matrix (flattened), kernel seconds]:
+    the penalty, the finiteness check and the Gram matrix the other side's half-step needs come with the
+    solve, not from more passes over the blocks."""
     if src.dtype != np.float32 or not src.flags.c_contiguous:
         raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32, got {src.dtype}")
     set_threads(threads)
@@ -68,8 +72,12 @@ def solve_implicit(block: InBlock, src: np.ndarray, prev: np.ndarray | None, gra
         if bad >= 0:
             raise FitError(f"block {block.block_id}: the system of row {block.lo + bad} is not positive definite; "
                            "increase model.reg")
-    n = float(np.count_nonzero(block.values >= threshold))
-    return rows, np.array([loss.sum(), n, time.perf_counter() - started], np.float64)
+    interactions = block_interactions(block, None, None, threshold)
+    penalty = regularization(rows, interactions, reg, 0.0, weighted)
+    gram_out = block_gram(block, None, rows, threads).ravel()
+    nonfinite = rows.size - np.count_nonzero(np.isfinite(rows))
+    return rows, np.concatenate([[loss.sum(), float(interactions.sum()), penalty, nonfinite], gram_out,
+                                 [time.perf_counter() - started]])
 
 
 def confidence_args(cfg: dict[str, Any] | ModelConfig) -> tuple[float, float, bool, bool]:
@@ -81,7 +89,7 @@ def confidence_args(cfg: dict[str, Any] | ModelConfig) -> tuple[float, float, bo
 
 class ImplicitSteps:
     sides = ("user", "item")
-    sharded = True  # factors live with the blocks: Gram matrices and the penalty term are maps
+    sharded = True  # factors live with the blocks: Gram matrices and the penalty term are block reductions
 
     def __init__(self, cfg: ModelConfig, mu: float) -> None:
         self.cfg = cfg
@@ -96,7 +104,7 @@ class ImplicitSteps:
         return f"{how}; confidence {self.cfg.confidence} with alpha {self.cfg.alpha:g}, r = {self.cfg.strength}"
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
-        return 3 * (n_blocks["user"] + n_blocks["item"])  # a Gram map, a solve and a penalty map per half-step
+        return n_blocks["user"] + n_blocks["item"]  # a solve per block (also the block's penalty and Gram matrix)
 
     def prepare(self, ex: Any, counts: dict[str, np.ndarray], n_blocks: dict[str, int]) -> None:
         # interactions per row (weighted lambda and the regularization term), as a map: ratings stay put
@@ -106,6 +114,8 @@ class ImplicitSteps:
         if not self.counts["user"].any():
             raise FitError(f"no rating is >= model.threshold = {self.cfg.threshold:g}: there are no interactions")
         self.penalty = {side: self._penalty(ex, side) for side in self.sides}
+        self.gram = {side: np.sum(ex.map_blocks(side, block_gram, None, side, (ex.task_threads,)), axis=0)
+                     for side in self.sides}
 
     def _penalty(self, ex: Any, side: str) -> float:
         """The side's regularization term, summed from its blocks (a side's term changes only in its half-step)."""
@@ -115,14 +125,13 @@ class ImplicitSteps:
     def iteration(self, ex: Any, iteration: int) -> dict[str, Any]:
         cfg = self.cfg
         record: dict[str, Any] = {"solver": self.solver}
+        k = self.rank
         for dst, src in (("user", "item"), ("item", "user")):
-            t0 = time.perf_counter()
-            gram = np.sum(ex.map_blocks(src, block_gram, None, src, (ex.task_threads,)), axis=0)
-            record[f"{dst}_gram_seconds"] = time.perf_counter() - t0
-            record[f"{dst}_seconds"] = record[f"{dst}_gram_seconds"]
-            params = (gram, *confidence_args(cfg), cfg.reg, self.weighted, ex.task_threads, self.cg_steps)
+            params = (self.gram[src], *confidence_args(cfg), cfg.reg, self.weighted, ex.task_threads, self.cg_steps)
             stats = half_step(ex, record, dst, src, solve_implicit, params, self.cg_steps > 0)
-            self.penalty[dst] = self._penalty(ex, dst)
+            self.penalty[dst] = float(stats[2])
+            record[f"{dst}_nonfinite"] = int(stats[3])
+            self.gram[dst] = stats[4:4 + k * k].reshape(k, k)
             record[f"objective_after_{dst}"] = float(stats[0] + self.penalty["user"] + self.penalty["item"])
         record["objective"] = record["objective_after_item"]
         return record
