@@ -26,6 +26,12 @@ from recsys_dist.kernels.row_threads import run_rows
 from recsys_dist.kernels.prefetch import prefetch_row
 
 
+# STABLE_SUMS, the rule every fastmath kernel here keeps for the engines' bit-for-bit agreement: a loop
+# that sums (a reduction, which fastmath lets LLVM vectorise in another order) stores into no other
+# array. LLVM cannot prove two arrays apart, so it guards such a loop with a run-time check of their
+# addresses and falls back to a scalar loop that sums in source order: the bits then depend on where
+# malloc happened to put the buffers (seen: 1 ulp in one row of one run in twenty, then a different
+# model). Sums read; stores go in a loop of their own, whose lanes compute the same either way.
 CHUNK = 64  # ratings gathered at a time: [CHUNK, k] float32 stays in L1 next to the k x k tile
 GROUP = 64  # rows per parallel task: scratch is allocated once per group (allocation per row is slow,
 #             and very slow in Dask workers, whose allocator returns freed memory to the OS eagerly)
@@ -265,7 +271,8 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     # one gather buffer per kernel thread, made once per call: allocating per row or group costs page
     # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh)
     run_rows(_cg_rows, indptr, (indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse),
-             lambda: (np.empty((longest, src.shape[1] - 1), np.float32), np.empty(longest, np.float32)))
+             lambda: (np.empty((longest, src.shape[1] - 1), np.float32), np.empty(longest, np.float32),
+                      np.empty((4, src.shape[1]), np.float32)))
     return -1
 
 
@@ -273,11 +280,12 @@ PREFETCH_AHEAD = 8  # ratings ahead (each 5 cache lines at rank 64): 4-8 measure
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, x, t):
-    """Rows lo..hi-1 of ``solve_in_block_cg``: x [longest, k] and t [longest] are this thread's gather buffers."""
+def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse, x, t,
+             vecs):
+    """Rows lo..hi-1 of ``solve_in_block_cg``: x [longest, k], t [longest] and vecs [4, K] are this thread's
+    scratch (STABLE_SUMS: no loop both sums and stores into another array)."""
     n_cols = src.shape[1]
     k = n_cols - 1
-    vecs = np.empty((4, n_cols), np.float32)  # sol, res, p, w
     sol, res, p, w = vecs[0], vecs[1], vecs[2], vecs[3]
     last = indptr[hi]  # prefetch within this group's ratings (the next group may run on another thread)
     for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
@@ -300,22 +308,23 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weig
             q = pos - start
             tq = np.float32(values[pos] - mu - src[j, k])
             z = sol[k]
-            for c in range(k):
-                y = src[j, c]
-                x[q, c] = y
-                z += y * sol[c]
+            for c in range(k):  # loads only (STABLE_SUMS); the row is in L1 for the next loop
+                z += src[j, c] * sol[c]
             t[q] = tq
             s = tq - z
             for c in range(k):
-                res[c] += s * x[q, c]
+                y = src[j, c]
+                x[q, c] = y
+                res[c] += s * y
             res[k] += s
         scale = float(n) if weighted else 1.0
         lam = np.float32(reg * scale)
         lam_b = np.float32(bias_reg * scale)
-        rs = np.float32(0.0)
         for c in range(n_cols):
             res[c] -= (lam if c < k else lam_b) * sol[c]
             p[c] = res[c]
+        rs = np.float32(0.0)
+        for c in range(n_cols):
             rs += res[c] * res[c]
         for _ in range(steps):
             if rs <= 1e-20:
@@ -327,10 +336,11 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weig
             if pw <= 0.0:
                 break
             alpha = rs / pw
-            rs_new = np.float32(0.0)
             for c in range(n_cols):
                 sol[c] += alpha * p[c]
                 res[c] -= alpha * w[c]
+            rs_new = np.float32(0.0)
+            for c in range(n_cols):
                 rs_new += res[c] * res[c]
             beta = rs_new / rs
             for c in range(n_cols):

@@ -106,7 +106,7 @@ def solve_implicit_block_cg(indptr, indices, values, src, prev, gram, threshold,
     # one gather buffer per kernel thread, made once per call (see kernels/als.py)
     run_rows(_cg_rows, indptr, (indptr, indices, values, src, prev, gram32, threshold, alpha, scaled, binary, reg,
                                 weighted, steps, out, row_loss),
-             lambda: (np.empty((longest, k), np.float32), np.empty(longest, np.float32)))
+             lambda: (np.empty((longest, k), np.float32), np.empty(longest, np.float32), np.empty((5, k), np.float32)))
 
 
 PREFETCH_AHEAD = 16  # ratings: far enough to hide a memory access behind the work on 16 gathered rows
@@ -176,11 +176,12 @@ def _apply32(gram, x, w, n, k, lam, v, out):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha, scaled, binary, reg, weighted, steps,
-             out, row_loss, x, w):
+             out, row_loss, x, w, vecs):
     """Rows lo..hi-1 of ``solve_implicit_block_cg``, a plain cached function run by ``run_rows``
-    (kernels/row_threads.py: a ``prange`` wrapper could not be cached)."""
+    (kernels/row_threads.py: a ``prange`` wrapper could not be cached); x [longest, k], w [longest] and
+    vecs [5, k] are this thread's scratch. No loop both sums (a fastmath reduction) and stores into
+    another array: see STABLE_SUMS in kernels/als.py."""
     k = src.shape[1] - 1
-    vecs = np.empty((5, k), np.float32)  # sol, res, p, ap, b
     sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
     last = indptr[hi]  # prefetch within this group's ratings (the next group may run on another thread)
     for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
@@ -201,14 +202,14 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha,
             j = indices[pos]
             wq = np.float32(confidence(values[pos], alpha, scaled, binary))
             z = np.float32(0.0)
+            for c in range(k):  # loads only (STABLE_SUMS); the row is in L1 for the next loop
+                z += src[j, c] * sol[c]
+            s = wq - (wq - np.float32(1.0)) * z
             for c in range(k):
                 y = src[j, c]
                 x[n, c] = y
-                z += y * sol[c]
-            s = wq - (wq - np.float32(1.0)) * z
-            for c in range(k):
-                b[c] += wq * x[n, c]
-                res[c] += s * x[n, c]
+                b[c] += wq * y
+                res[c] += s * y
             w[n] = wq
             total += wq
             n += 1
@@ -219,10 +220,11 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha,
             continue
         lam = np.float32(reg * n if weighted else reg)
         _gram_apply(gram, k, lam, sol, ap)
-        rs = np.float32(0.0)
         for c in range(k):
             res[c] -= ap[c]
             p[c] = res[c]
+        rs = np.float32(0.0)
+        for c in range(k):
             rs += res[c] * res[c]
         for _ in range(steps):
             if rs <= 1e-20:
@@ -234,10 +236,11 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha,
             if pap <= 0.0:
                 break
             step = rs / pap
-            rs_new = np.float32(0.0)
             for c in range(k):
                 sol[c] += step * p[c]
                 res[c] -= step * ap[c]
+            rs_new = np.float32(0.0)
+            for c in range(k):
                 rs_new += res[c] * res[c]
             beta = rs_new / rs
             for c in range(k):
