@@ -145,3 +145,18 @@ def test_report_of_a_tune_search_has_its_leaderboard_and_scores_per_parameter(sm
     assert "Hyperparameter search" in text and "mean rmse" in text and text.count("<tr>") == 1 + 4  # 4 trials
     bad = run_cli("report", "--tune", str(tmp_path), "--out", str(out))
     assert bad.returncode == 1 and "no tune.json there" in bad.stderr
+
+
+def test_report_convergence_of_a_gibbs_chain_plots_its_noise_precision_without_warnings():
+    import warnings
+
+    from recsys_dist.report import figures
+
+    history = [{"iteration": i, "noise_precision": 1.5 + 0.1 * (i % 2), "train_rmse": 0.8, "test_rmse": 0.9}
+               for i in range(1, 6)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty legend warned for bpmf models before
+        fig = figures.convergence({"history": history, "label": "bpmf"})
+    left = fig.axes[0]
+    assert [list(line.get_ydata()) for line in left.get_lines()] == [[r["noise_precision"] for r in history]]
+    assert "Gibbs" in left.get_title()

@@ -120,8 +120,12 @@ def convergence(s: dict[str, Any]) -> Figure | None:
     elif "sampled_auc" in h[0]:
         left.plot(it, [r["sampled_auc"] for r in h], "o-", label="sampled AUC of the epoch's triples")
         left.set(ylabel="AUC (fraction)", title="Sampled AUC per epoch")
+    elif "noise_precision" in h[0]:  # bpmf: the chain's noise precision, a first look at its mixing
+        left.plot(it, [r["noise_precision"] for r in h], "-", label="noise precision drawn for the sweep")
+        left.set(ylabel="noise precision (1 / stars²)", title="Noise precision per Gibbs sweep")
     left.set_xlabel("iteration")
-    left.legend()
+    if left.get_legend_handles_labels()[0]:
+        left.legend()
     for ax in (left, right):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     for key, name in (("train_rmse", "train"), ("test_rmse", "test")):
