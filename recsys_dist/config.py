@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from recsys_dist.config_fields import _at_least, _check_scale, _choice, merge, parse_override, parse_toml, section_from_mapping
-from recsys_dist.config_model import CG_FROM_RANK, KIND_DEFAULTS, KIND_ONLY_KEYS, MODEL_KINDS, RANKING_KINDS, ModelConfig
+from recsys_dist.config_model import KIND_DEFAULTS, KIND_ONLY_KEYS, MODEL_KINDS, RANKING_KINDS, ModelConfig
 from recsys_dist.config_serving import EvaluateConfig, FilterConfig, FoldInConfig, RecommendConfig, ScoreConfig, \
     SimilarItemsConfig
 from recsys_dist.config_tune import TuneConfig
 from recsys_dist.errors import ConfigError
 
-__all__ = ["CG_FROM_RANK", "KIND_DEFAULTS", "KIND_ONLY_KEYS", "MODEL_KINDS", "RANKING_KINDS", "ModelConfig", "EvaluateConfig", "FilterConfig", "FoldInConfig", "JobConfig", "RecommendConfig", "ScoreConfig",
+__all__ = ["KIND_DEFAULTS", "KIND_ONLY_KEYS", "MODEL_KINDS", "RANKING_KINDS", "ModelConfig", "EvaluateConfig", "FilterConfig", "FoldInConfig", "JobConfig", "RecommendConfig", "ScoreConfig",
            "SimilarItemsConfig", "TuneConfig", "merge", "parse_override", "parse_toml"]
 
 SHAPES = ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "custom")

@@ -208,7 +208,7 @@ class ALSModel:
         item factors (no retraining): new users are added, known users' rows replaced from exactly the
         ratings given. Ratings of items the model does not know are ignored (they have no factors).
         The training regularization is reused and the row solved exactly: training's user half-step with
-        the Cholesky solver bit for bit; with CG (the default from rank 32) the point its steps approach.
+        the Cholesky solver bit for bit; with CG (the default) the point its steps approach.
         bpmf: for each kept sample a draw from the user's Gibbs conditional given that sample's item rows
         (``models.bpmf.fold_in_bpmf``), so predictions and their std average over the samples as in training."""
         user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)

@@ -14,7 +14,7 @@ def test_bench_runs_and_appends_a_json_line(tmp_path):
         proc = run_cli(*args, *extra)
         assert proc.returncode == 0, proc.stderr
     assert "of the" in proc.stdout and "matmul rate" in proc.stdout and "peak memory" in proc.stdout
-    assert "roofline (cholesky)" in proc.stdout and "triad bandwidth" in proc.stdout
+    assert "roofline (cg)" in proc.stdout and "triad bandwidth" in proc.stdout
     lines = (tmp_path / "wd" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 2
     figures = json.loads(lines[-1])

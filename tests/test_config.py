@@ -65,13 +65,15 @@ def test_config_is_immutable():
         JobConfig().split.seed = 3  # type: ignore[misc]
 
 
-def test_config_auto_solver_uses_cg_only_at_high_rank():
-    from recsys_dist.config import CG_FROM_RANK, ModelConfig
+def test_config_auto_solver_is_cg_for_the_kinds_with_a_cg_kernel():
+    from recsys_dist.config import ModelConfig
 
-    assert ModelConfig(rank=10).effective_solver() == "cholesky"
-    assert ModelConfig(rank=CG_FROM_RANK).effective_solver() == "cg"
+    for rank in (4, 10, 64):
+        assert ModelConfig(rank=rank).effective_solver() == "cg"
+        assert ModelConfig(rank=rank, kind="implicit_als").effective_solver() == "cg"
     assert ModelConfig(rank=64, solver="cholesky").effective_solver() == "cholesky"
-    assert ModelConfig(rank=64, kind="bias").effective_solver() == "cholesky"
+    for kind in ("bias", "genre_als", "bpmf"):
+        assert ModelConfig(rank=10, kind=kind).effective_solver() == "cholesky"
 
 
 def test_config_bpr_takes_its_own_defaults_for_keys_left_out():
