@@ -1,7 +1,10 @@
 """The benchmark job runs and records its figures (it is measured by people, never asserted on time)."""
 
 import json
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 from recsys_dist.bench import PEER_SCRIPT, half_step_bytes, half_step_flops, parse_peer_output, roofline
 from tests.conftest import run_cli
@@ -102,3 +105,21 @@ def test_bench_peer_script_reports_a_missing_peer_in_a_python_without_it(tmp_pat
     lines = parse_peer_output(proc.stdout, 1.0)
     assert proc.returncode == 0 and lines == [{"peer": "lenskit", "missing": lines[0]["missing"]}]
     assert "lenskit" in lines[0]["missing"]
+
+
+def test_bench_kernel_job_times_one_kernel_and_cg_converges_to_the_exact_solve():
+    job = Path(__file__).resolve().parents[1] / "jobs" / "bench_kernel.py"
+    sse = {}
+    for solver, steps in (("cholesky", 3), ("cg", 40)):
+        proc = subprocess.run([sys.executable, str(job), "--rank", "6", "--solver", solver, "--steps", str(steps),
+                               "--rows", "300", "--src-rows", "500", "--repeats", "1"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        found = re.search(r"one thread: ([0-9.]+) ns per rating .*squared error ([0-9.e+]+)", proc.stdout)
+        assert found, proc.stdout
+        assert float(found.group(1)) > 0
+        sse[solver] = float(found.group(2))
+    # 40 CG steps on 7 unknowns per row: the exact solve, so the same squared error
+    assert abs(sse["cg"] - sse["cholesky"]) <= 1e-4 * sse["cholesky"]
+    bad = subprocess.run([sys.executable, str(job), "--rank", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--rank" in bad.stderr
