@@ -117,7 +117,7 @@ def test_fold_in_reads_ratings_in_any_ingest_format(trained, small_split, tmp_pa
 @pytest.mark.realdata
 def test_fold_in_at_rank_64_with_the_default_solver_is_within_the_readme_tolerance(ml100k_dataset, ml100k_zip,
                                                                                     tmp_path):
-    """README "fold-in": at rank >= 32 training's user half-step is 3 CG steps from the user's row and
+    """README "fold-in": with the default solver training's user half-step is 3 CG steps from the user's row and
     fold-in the exact solve they converge to; from a trained model's rows the two give predictions
     within 0.005 on every training rating, and fold-in is the Cholesky half-step bit for bit."""
     import dataclasses

@@ -5,7 +5,10 @@ the two addresses, and its fallback sums in another order: the result then depen
 put the scratch buffers, which differs between runs, threads and processes (it once made one
 engine's model differ from another's one run in twenty). Here the scratch buffers and the matrices
 are carved out of one allocation in every adjacent order, at a range of gaps, and every row's bits
-must match a run with separately allocated buffers.
+must match a run with separately allocated buffers. With the old fused gather loop put back, the
+implicit kernel fails this at rank 8 (the layouts with the vectors just after the gather buffer);
+the explicit kernel's old loop happened not to be versioned at these ranks, so its cases guard the
+rule rather than a seen fault.
 """
 
 from __future__ import annotations

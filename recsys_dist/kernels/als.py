@@ -33,8 +33,9 @@ from recsys_dist.kernels.prefetch import prefetch_row
 # malloc happened to put the buffers (seen: 1 ulp in one row of one run in twenty, then a different
 # model). Sums read; stores go in a loop of their own, whose lanes compute the same either way.
 CHUNK = 64  # ratings gathered at a time: [CHUNK, k] float32 stays in L1 next to the k x k tile
-GROUP = 64  # rows per parallel task: scratch is allocated once per group (allocation per row is slow,
-#             and very slow in Dask workers, whose allocator returns freed memory to the OS eagerly)
+GROUP = 64  # rows per prange task of the parallel kernels that remain (implicit Cholesky, BPMF): scratch is
+#             allocated once per group (allocation per row is slow, and very slow in Dask workers, whose
+#             allocator returns freed memory to the OS eagerly)
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
@@ -268,7 +269,7 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     gathered float32 copy, which stays in L1/L2; vectors are float32 (16 lanes).
     """
     longest = max(int(np.diff(indptr).max()) if len(indptr) > 1 else 0, 1)
-    # one gather buffer per kernel thread, made once per call: allocating per row or group costs page
+    # one gather buffer per kernel thread, made once per call: allocating per row or range costs page
     # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh)
     run_rows(_cg_rows, indptr, (indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse),
              lambda: (np.empty((longest, src.shape[1] - 1), np.float32), np.empty(longest, np.float32),
@@ -287,7 +288,7 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weig
     n_cols = src.shape[1]
     k = n_cols - 1
     sol, res, p, w = vecs[0], vecs[1], vecs[2], vecs[3]
-    last = indptr[hi]  # prefetch within this group's ratings (the next group may run on another thread)
+    last = indptr[hi]  # prefetch within this range's ratings (the next range may run on another thread)
     for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
         prefetch_row(src, indices[q], n_cols)
     for r in range(lo, hi):

@@ -183,7 +183,7 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha,
     another array: see STABLE_SUMS in kernels/als.py."""
     k = src.shape[1] - 1
     sol, res, p, ap, b = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
-    last = indptr[hi]  # prefetch within this group's ratings (the next group may run on another thread)
+    last = indptr[hi]  # prefetch within this range's ratings (the next range may run on another thread)
     for q in range(indptr[lo], min(indptr[lo] + PREFETCH_AHEAD, last)):
         _prefetch_row(src, indices[q], k)
     for r in range(lo, hi):

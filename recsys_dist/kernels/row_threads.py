@@ -1,8 +1,9 @@
 """Running a block's row kernel on several threads, without a Numba ``parallel=True`` wrapper.
 
 The ALS half-step kernels are plain cached ``nogil`` functions over a range of rows (``rows_fn(lo, hi,
-*args, *scratch)``). A ``prange`` wrapper around them cannot be cached safely (loaded from Numba's
-cache it rounded differently from a fresh compile, numba#10617), so every process compiled it afresh:
+*args, *scratch)``). A ``prange`` wrapper around them could not be cached safely (loaded from Numba's
+cache it rounded differently from a fresh compile, numba#10617; the implicit Cholesky path, BPMF's
+draws and genre ALS's solve are still cached ``prange`` kernels), so every process compiled it afresh:
 about 4 s per kernel per process (every job, every pool process, every Dask worker). Here the caller's
 thread and ``threads - 1`` helpers instead take contiguous ranges of rows, of about equal rating counts,
 from a shared counter, each with its own scratch buffers. A row's result depends only on its inputs,

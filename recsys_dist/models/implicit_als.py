@@ -2,10 +2,11 @@
 
 Per half-step (src fixed, dst solved; see kernels/implicit_als.py for the row system):
 
-1. G = Y^T Y of the src side, once: a map over the src side's blocks, each returning the
-   k x k Gram matrix of its own rows, summed here (no task ever needs all of Y for it);
+1. G = Y^T Y of the src side: the sum of the k x k Gram matrices its blocks' solves returned in the
+   previous half-step (a map over the blocks before the first; no task ever needs all of Y for it);
 2. a solve over the dst blocks with the broadcast src matrix and G: each row touches only
-   its own interactions, warm-started CG by default (or Cholesky).
+   its own interactions, warm-started CG by default (or Cholesky); each block also returns its
+   rows' Gram matrix, penalty and non-finite count, so the next half-step needs no other pass.
 
 Both lower the objective sum_all c (p - x.y)^2 + sum_rows s_r reg |x_r|^2, which the driver
 records per iteration. Rows without interactions get zero factors.
