@@ -99,15 +99,24 @@ def block_is_finite(block: InBlock, _src: None, own_rows: np.ndarray) -> bool:
     return bool(np.isfinite(own_rows).all())
 
 
-def block_test_sse(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float,
-                   clip: tuple[float, float] | None) -> tuple[float, int]:
-    """Map task over test ratings blocked like the training users: (sum of squared errors, ratings) of the
+def block_errors(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float,
+                 clip: tuple[float, float] | None) -> tuple[float, float, int]:
+    """Map task over ratings blocked like the training users (the training blocks themselves, or test or cold
+    ratings loaded with their bounds): (sum of squared errors, sum of absolute errors, ratings) of the
     predictions ``ALSModel.predict_idx`` makes for them (mu + biases + dot product, clipped to ``clip``), from the
-    block's own user rows and the item matrix, so the per-iteration test RMSE needs no model in the driver."""
+    block's own user rows and the item matrix, so RMSE and MAE need no model in the driver (``error_metrics``)."""
     users = np.repeat(np.arange(block.hi - block.lo, dtype=np.int64), block.row_counts())
     predicted = np.empty(block.nnz, np.float64)
     predict_pairs(users, np.asarray(block.indices, np.int64), np.ascontiguousarray(user_rows, np.float32),
                   item_matrix, float(mu), predicted)
     if clip is not None:
         np.clip(predicted, *clip, out=predicted)
-    return float(np.sum((predicted - block.values) ** 2)), int(block.nnz)
+    errors = predicted - block.values
+    return float(np.sum(errors ** 2)), float(np.sum(np.abs(errors))), int(block.nnz)
+
+
+def error_metrics(sums: list[tuple[float, float, int]]) -> dict[str, float | int]:
+    """``evaluate.rating_metrics`` (rmse, mae, n) from ``block_errors``' per-block sums."""
+    sse, sae, n = (sum(s[i] for s in sums) for i in range(3))
+    return {"rmse": float(np.sqrt(sse / n)) if n else float("nan"), "mae": float(sae / n) if n else float("nan"),
+            "n": int(n)}

@@ -14,7 +14,8 @@ all cores), then trains and reports per iteration and per half-step:
 - kernel seconds summed over blocks, so engine overhead (transfer, scheduling,
   serialisation) shows as wall time minus kernel time per worker;
 - the peak memory of all processes together (proportional set size, so shared-memory
-  segments mapped by several processes count once).
+  segments mapped by several processes count once), and of the driver process alone (what a
+  client of a cluster must hold: no factor matrix, unless ``bench.score_k`` scores the model).
 
 Figures are printed and appended as one JSON line to ``bench.out``. Benchmarks print
 figures; nothing here asserts a time.
@@ -66,15 +67,19 @@ def matmul_rate(n: int = 4096, repeats: int = 3) -> float:
 
 
 class PeakMemory:
-    """Samples the summed memory of this process and all its descendants in a background thread."""
+    """Samples the summed memory of this process and all its descendants in a background thread, and the
+    peak resident memory of this process alone (the driver: with a LocalCluster the workers are its children,
+    the scheduler lives in it). The driver's peak is the kernel's high-water mark, reset on entry where Linux
+    allows (/proc/self/clear_refs), so no short spike between samples is missed."""
 
     def __init__(self, interval: float = 0.1) -> None:
         import psutil
 
         self._psutil, self._interval = psutil, interval
-        self.peak_bytes = 0
+        self.peak_bytes = self.driver_peak_bytes = self.driver_start_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._high_water = False
 
     def _sample(self) -> int:
         root = self._psutil.Process()
@@ -85,6 +90,7 @@ class PeakMemory:
                 total += getattr(info, "pss", info.rss)
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
                 continue
+        self.driver_peak_bytes = max(self.driver_peak_bytes, root.memory_info().rss)
         return total
 
     def _run(self) -> None:
@@ -93,6 +99,13 @@ class PeakMemory:
             self._stop.wait(self._interval)
 
     def __enter__(self) -> PeakMemory:
+        try:  # "5" resets this process's VmHWM to its current resident size
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self._high_water = True
+        except OSError:
+            pass
+        self.driver_start_bytes = self._psutil.Process().memory_info().rss
         self.peak_bytes = self._sample()
         self._thread.start()
         return self
@@ -100,6 +113,20 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self._high_water:
+            self.driver_peak_bytes = max(self.driver_peak_bytes, _vm_hwm())
+
+
+def _vm_hwm() -> int:
+    """This process's peak resident memory since the last reset (Linux), in bytes; 0 when unknown."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def prepare_split(cfg: JobConfig) -> Path:
@@ -253,10 +280,9 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
                               f"{', '.join(PEER_KINDS)}")
     split_dir = prepare_split(cfg)
     train = Dataset.open(split_dir / "train")
-    ratings = train.read_all()
-    users_rated = int(np.count_nonzero(np.bincount(ratings.user_idx, minlength=train.n_users)))
-    items_rated = int(np.count_nonzero(np.bincount(ratings.item_idx, minlength=train.n_items)))
-    del ratings
+    user_counts, item_counts = train.rating_counts()  # two columns a block at a time: the driver stays small
+    users_rated, items_rated = int(np.count_nonzero(user_counts)), int(np.count_nonzero(item_counts))
+    del user_counts, item_counts
     rank = cfg.model.rank
     solver = cfg.model.effective_solver()
     steps = cfg.model.cg_steps if solver == "cg" else 0
@@ -272,7 +298,9 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     gc.collect()
     started = time.perf_counter()
     with PeakMemory() as memory:
-        result = fit(TrainConfig(train=str(split_dir / "train")), model_cfg, cfg.engine)
+        # the model comes back to this process only to be scored: else the driver holds no factor matrix
+        result = fit(TrainConfig(train=str(split_dir / "train")), model_cfg, cfg.engine,
+                     in_memory=bool(cfg.bench.score_k))
     total = time.perf_counter() - started
     history = result.history
     steady = history[1:] if len(history) > 1 else history
@@ -304,6 +332,8 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         "triad_gbs": bandwidth,
         "gb_per_iteration": nbytes / 1e9 if iter_flops else None,
         "peak_memory_gb": memory.peak_bytes / 1e9,
+        "driver_peak_memory_gb": memory.driver_peak_bytes / 1e9,
+        "driver_baseline_memory_gb": memory.driver_start_bytes / 1e9,
         "total_seconds": total,
         "final_train_rmse": history[-1].get("train_rmse"),
     }

@@ -72,25 +72,50 @@ def _read(fs: fsspec.AbstractFileSystem, path: str, sha256: str | None, what: st
 
 
 def save_model(model: ALSModel, url: str, extra: dict[str, Any] | None = None) -> None:
+    fs, root = begin_model(url)
+    matrices = {f"{side}_matrix.npy": _put(fs, f"{root}/{side}_matrix.npy", _npy(m))
+                for side, m in (("user", model.user_matrix_), ("item", model.item_matrix_))}
+    finish_model(url, model.kind, model.mu_, model.n_factors, model.user_ids_, model.item_ids_, model.config,
+                 {"user": model.user_counts_, "item": model.item_counts_}, model.rating_scale_, matrices, extra)
+
+
+def begin_model(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Make the model directory ``url`` and mark it incomplete (no model.json) before any file of it is written;
+    an earlier model's matrix files go too (a block-written one leaves a directory of parts per matrix)."""
     fs, root = _fs(url)
     fs.makedirs(root, exist_ok=True)
     if fs.exists(f"{root}/{MODEL_FILE}"):
         fs.rm(f"{root}/{MODEL_FILE}")
-    files = {
-        "user_matrix.npy": _npy(model.user_matrix_),
-        "item_matrix.npy": _npy(model.item_matrix_),
-        "user_ids.parquet": _parquet("user_id", model.user_ids_),
-        "item_ids.parquet": _parquet("item_id", model.item_ids_),
-    }
-    for side, counts in (("user", model.user_counts_), ("item", model.item_counts_)):
-        if counts is not None:
-            files[f"{side}_counts.npy"] = _npy(np.asarray(counts, np.int64))
-    sums = {name: _put(fs, f"{root}/{name}", data) for name, data in files.items()}
-    meta = {"format_version": FORMAT_VERSION, "kind": model.kind, "mu": model.mu_, "n_factors": model.n_factors,
-            "n_users": len(model.user_ids_), "n_items": len(model.item_ids_), "config": model.config,
-            "rating_scale": None if model.rating_scale_ is None else list(model.rating_scale_),
-            "files": sums, **(extra or {})}
+    for side in ("user", "item"):
+        for old in (f"{root}/{side}_matrix", f"{root}/{side}_matrix.npy"):
+            if fs.exists(old):
+                fs.rm(old, recursive=True)
+    return fs, root
+
+
+def finish_model(url: str, kind: str, mu: float, n_factors: int, user_ids: np.ndarray, item_ids: np.ndarray,
+                 config: dict[str, Any], counts: dict[str, np.ndarray | None], rating_scale: tuple[float, float] | None,
+                 matrix_files: dict[str, str], extra: dict[str, Any] | None = None) -> None:
+    """Write the id maps and counts, then model.json (last) listing them and ``matrix_files`` (name -> SHA-256
+    of each matrix file already written: ``user_matrix.npy``, or the ``write_rows_part`` parts of a model
+    written block by block where its blocks live)."""
+    fs, root = _fs(url)
+    files = {"user_ids.parquet": _parquet("user_id", user_ids), "item_ids.parquet": _parquet("item_id", item_ids)}
+    for side, side_counts in counts.items():
+        if side_counts is not None:
+            files[f"{side}_counts.npy"] = _npy(np.asarray(side_counts, np.int64))
+    sums = {**matrix_files, **{name: _put(fs, f"{root}/{name}", data) for name, data in files.items()}}
+    meta = {"format_version": FORMAT_VERSION, "kind": kind, "mu": mu, "n_factors": n_factors,
+            "n_users": len(user_ids), "n_items": len(item_ids), "config": config,
+            "rating_scale": None if rating_scale is None else list(rating_scale), "files": sums, **(extra or {})}
     _put(fs, f"{root}/{MODEL_FILE}", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def update_model(url: str, extra: dict[str, Any]) -> None:
+    """Add ``extra``'s keys to a saved model's model.json (rewritten atomically; its files are not read)."""
+    fs, root = _fs(url)
+    meta = _model_meta(fs, root, url)
+    _put(fs, f"{root}/{MODEL_FILE}", (json.dumps({**meta, **extra}, indent=2) + "\n").encode())
 
 
 def write_json(url: str, name: str, obj: Any) -> None:
@@ -143,8 +168,7 @@ def read_json_lines(url: str, name: str) -> list[dict[str, Any]]:
         return []
 
 
-def load_model(url: str) -> ALSModel:
-    fs, root = _fs(url)
+def _model_meta(fs: fsspec.AbstractFileSystem, root: str, url: str) -> dict[str, Any]:
     try:
         with fs.open(f"{root}/{MODEL_FILE}", "rb") as fh:
             meta = json.loads(fh.read())
@@ -152,6 +176,12 @@ def load_model(url: str) -> ALSModel:
         raise CheckpointError(f"{url}: not a saved model (no {MODEL_FILE}); train one with `train --out`") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{url}: model format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+    return meta
+
+
+def load_model(url: str) -> ALSModel:
+    fs, root = _fs(url)
+    meta = _model_meta(fs, root, url)
     files = meta["files"]
 
     def array(name: str) -> np.ndarray:
@@ -162,8 +192,15 @@ def load_model(url: str) -> ALSModel:
         values = table.column(column).to_numpy(zero_copy_only=False)
         return values if values.dtype.kind in "iu" else values.astype(object)
 
+    def matrix(side: str, n_rows: int) -> np.ndarray:  # one file, or the parts its blocks wrote
+        rows = _matrix_rows(fs, root, files, f"{side}_matrix", what="model")
+        if len(rows) != n_rows:
+            raise CheckpointError(f"{url}: the {side} matrix has {len(rows)} rows, not the {n_rows} of its ids; "
+                                  "the model is incomplete: train it again")
+        return rows
+
     counts = {side: array(f"{side}_counts.npy") if f"{side}_counts.npy" in files else None for side in ("user", "item")}
-    return ALSModel(meta["kind"], float(meta["mu"]), array("user_matrix.npy"), array("item_matrix.npy"),
+    return ALSModel(meta["kind"], float(meta["mu"]), matrix("user", meta["n_users"]), matrix("item", meta["n_items"]),
                     ids("user_ids.parquet", "user_id"), ids("item_ids.parquet", "item_id"), meta.get("config", {}),
                     counts["user"], counts["item"],
                     None if meta.get("rating_scale") is None else tuple(float(x) for x in meta["rating_scale"]))
@@ -199,8 +236,9 @@ def finish_checkpoint(url: str, iteration: int, files: dict[str, str], state: di
 
 
 def write_rows_part(block: Any, _src: None, own_rows: np.ndarray, path: str, name: str) -> tuple[str, str]:
-    """Map task: write the block's rows of matrix ``name`` as ``name/part-LO-HI.npy`` under the checkpoint
-    directory ``path`` (where the block lives); return (that file name, its SHA-256) for the state file."""
+    """Map task: write the block's rows of matrix ``name`` as ``name/part-LO-HI.npy`` under the checkpoint or
+    model directory ``path`` (where the block lives); return (that file name, its SHA-256) for the state file
+    or model.json."""
     fs, root = _fs(path)
     fs.makedirs(f"{root}/{name}", exist_ok=True)
     file = f"{name}/part-{block.lo:010d}-{block.hi:010d}.npy"
@@ -218,16 +256,17 @@ def _parts(files: dict[str, str], name: str) -> list[tuple[int, int, str]]:
 
 
 def _matrix_rows(fs: fsspec.AbstractFileSystem, path: str, files: dict[str, str], name: str, lo: int | None = None,
-                 hi: int | None = None) -> np.ndarray:
-    """Rows lo..hi-1 (all when None) of a checkpoint matrix, from its single file or the block files covering them."""
+                 hi: int | None = None, what: str = "checkpoint") -> np.ndarray:
+    """Rows lo..hi-1 (all when None) of a checkpoint's (or model's) matrix, from its single file or the block
+    files covering them."""
     def load(file: str) -> np.ndarray:
-        return np.load(io.BytesIO(_read(fs, f"{path}/{file}", files[file], "checkpoint")), allow_pickle=False)
+        return np.load(io.BytesIO(_read(fs, f"{path}/{file}", files[file], what)), allow_pickle=False)
 
     if f"{name}.npy" in files:
         return load(f"{name}.npy")[lo:hi]
     parts = _parts(files, name)
     if not parts:
-        raise CheckpointError(f"{path}: no {name} matrix in the checkpoint")
+        raise CheckpointError(f"{path}: no {name} matrix in the {what}")
     first, last = (parts[0][0] if lo is None else lo), (parts[-1][1] if hi is None else hi)
     pieces = [load(file)[max(first, a) - a:min(last, b) - a] for a, b, file in parts if a < last and b > first]
     return np.concatenate(pieces) if pieces else np.zeros((0, 0), np.float32)

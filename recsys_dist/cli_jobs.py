@@ -175,8 +175,9 @@ def _run_bench(cfg: JobConfig) -> None:
                  100 * f["fraction_of_roofline"])
     else:
         _result("  memory bandwidth %.1f GB/s (STREAM triad, for reference)", f["triad_gbs"])
-    _result("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB",
-             f["engine_overhead_seconds"], f["peak_memory_gb"])
+    _result("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB, of the driver process "
+             "%.2f GB (%.2f GB before training)", f["engine_overhead_seconds"], f["peak_memory_gb"],
+             f["driver_peak_memory_gb"], f["driver_baseline_memory_gb"])
     if "score_seconds" in f:
         _result("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
                  "engine start-up %.1f s", f["score_k"], f["score_seconds"], f["score_users_per_second"],

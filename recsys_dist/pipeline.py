@@ -10,14 +10,13 @@ from typing import Any, Callable
 
 
 from recsys_dist.batch import run_evaluation, run_scoring
-from recsys_dist.checkpoint import clear_training_state, read_json_lines, save_model, write_json, write_json_lines
+from recsys_dist.checkpoint import clear_training_state, read_json_lines, update_model, write_json, write_json_lines
 from recsys_dist.config import RANKING_KINDS, EvaluateConfig, JobConfig
-from recsys_dist.data.dataset import Dataset, Ratings, is_dataset, sibling_url
 from recsys_dist.data.ingest import ingest
 from recsys_dist.data.split import split
 from recsys_dist.data.synth_output import synth
 from recsys_dist.errors import DataError
-from recsys_dist.train import evaluate_on, fit
+from recsys_dist.train import fit
 
 
 log = logging.getLogger(__name__)
@@ -48,28 +47,22 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
         if removed:
             log.info("%s: starting a new run (no --resume): removed the earlier run's %s", cfg.train.out,
                      " and ".join(removed))
-    result = fit(cfg.train, cfg.model, cfg.engine, (IterationLog(cfg.train.out, cfg.train.resume),))
+    # the model is saved by the engine (a sharded kind block by block, where its rows live) and scored there:
+    # the driver never holds a sharded kind's factor matrices
+    result = fit(cfg.train, cfg.model, cfg.engine, (IterationLog(cfg.train.out, cfg.train.resume),),
+                 save_to=cfg.train.out, in_memory=False, final_metrics=True)
     metrics: dict[str, Any] = {"engine": result.engine, "setup_seconds": result.setup_seconds,
                                "iterations": result.history}
     if cfg.model.kind in RANKING_KINDS:  # scores are not ratings: ranking metrics on the test set instead
-        save_model(result.model, cfg.train.out)
         if cfg.train.test:
             ranking = run_evaluation(EvaluateConfig(model=cfg.train.out, data=cfg.train.test), cfg.engine)["ranking"]
             metrics["test_ranking"] = ranking
-            save_model(result.model, cfg.train.out, {"metrics": {"test_ranking": ranking}})
+            update_model(cfg.train.out, {"metrics": {"test_ranking": ranking}})
         write_json(cfg.train.out, "metrics.json", {**metrics, "config": cfg.to_mapping()})
         return metrics
-    metrics["train"] = evaluate_on(result.model, Dataset.open(cfg.train.train).read_all())
-    if cfg.train.test:
-        test = Dataset.open(cfg.train.test)
-        metrics["test"] = evaluate_on(result.model, test.read_all())
-        cold_dir = sibling_url(cfg.train.test, "cold")
-        if is_dataset(cold_dir):  # test rows split off as cold: scored by the bias fallback
-            cold = Dataset.open(cold_dir).read_all()
-            metrics["cold"] = evaluate_on(result.model, cold)
-            metrics["test_with_cold"] = evaluate_on(result.model, Ratings.concat([test.read_all(), cold]))
+    metrics.update(result.final)
     finals = ("train", "test", "cold", "test_with_cold")
-    save_model(result.model, cfg.train.out, {"metrics": {k: metrics[k] for k in finals if k in metrics}})
+    update_model(cfg.train.out, {"metrics": {k: metrics[k] for k in finals if k in metrics}})
     write_json(cfg.train.out, "metrics.json", {**metrics, "config": cfg.to_mapping()})
     return metrics
 

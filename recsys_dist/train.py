@@ -21,13 +21,13 @@ from typing import Any, Callable
 import numpy as np
 
 from recsys_dist import progress
-from recsys_dist.als import block_is_finite, block_test_sse, init_matrix, init_rows
+from recsys_dist.als import block_errors, block_is_finite, error_metrics, init_matrix, init_rows
 from recsys_dist.blocking import block_bounds
-from recsys_dist.checkpoint import (begin_checkpoint, checkpoint_rows, checkpoint_state, finish_checkpoint,
-                                   load_latest_checkpoint, save_checkpoint, write_rows_part)
+from recsys_dist.checkpoint import (begin_checkpoint, begin_model, checkpoint_rows, checkpoint_state, finish_checkpoint,
+                                   finish_model, load_latest_checkpoint, save_checkpoint, save_model, write_rows_part)
 from recsys_dist.config import KIND_ONLY_KEYS, RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
 from recsys_dist.data.blocks import build_from_pieces, load_item_block, load_user_block, split_by_block
-from recsys_dist.data.dataset import Dataset, Ratings
+from recsys_dist.data.dataset import Dataset, Ratings, is_dataset, sibling_url
 from recsys_dist.errors import CheckpointError, DataError, FitError
 from recsys_dist.evaluate import calibration, rating_metrics
 from recsys_dist.executors import make_executor
@@ -41,10 +41,14 @@ Callback = Callable[[dict[str, Any]], None]
 
 @dataclass
 class TrainResult:
-    model: ALSModel
+    model: ALSModel | None
+    """None when ``fit(in_memory=False)`` trained a sharded kind: its matrices never came to the driver."""
     history: list[dict[str, Any]] = field(default_factory=list)
     engine: str = ""
     setup_seconds: float = 0.0
+    final: dict[str, Any] = field(default_factory=dict)
+    """With ``fit(final_metrics=True)``, a rating model's RMSE, MAE and n on its training ratings and on
+    train.test (``train``, ``test``; with ``cold``, ``test_with_cold`` when the split moved ratings to cold/)."""
 
 
 def default_blocks(n_rows: int, nnz: int, workers: int) -> int:
@@ -105,7 +109,7 @@ def build_blocks(ex: Any, train: Dataset, sides: tuple[str, ...], n_blocks: dict
     counts: dict[str, np.ndarray] = {}
     with progress.bar("building blocks", sum(len(bounds[s]) for s in sides) + (len(bounds["user"]) if test_url else 0)):
         if test_url:
-            _load_test_blocks(ex, test_url, bounds["user"])
+            _load_rating_side(ex, "test", test_url, bounds["user"])
         for side in sides:
             n_blocks[side] = len(bounds[side])
             args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds[side])]
@@ -130,12 +134,16 @@ def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
 
 
 def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig,
-        callbacks: tuple[Callback, ...] = (), validate: Callable[[ALSModel], dict[str, float]] | None = None
-        ) -> TrainResult:
+        callbacks: tuple[Callback, ...] = (), validate: Callable[[ALSModel], dict[str, float]] | None = None,
+        save_to: str = "", in_memory: bool = True, final_metrics: bool = False) -> TrainResult:
     """Train on ``train_cfg.train``; score ``train_cfg.test`` each iteration when given (rating models).
 
     ``validate(model)``, when given, scores every iteration's model (a view of the live factors, with the
-    training counts) and its figures join the iteration's record before the callbacks see it."""
+    training counts) and its figures join the iteration's record before the callbacks see it. ``save_to``
+    saves the model there (a sharded kind's matrices written block by block where they live, the driver
+    writing model.json last). ``in_memory=False`` leaves a sharded kind's model out of the result, so the
+    driver never holds a factor matrix; ``final_metrics`` scores the final model (``TrainResult.final``), for
+    the sharded kinds by reductions over the blocks."""
     started = time.perf_counter()
     train = Dataset.open(train_cfg.train)
     if train.n_ratings == 0:
@@ -150,8 +158,10 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
             user, item = popular_matrices(train.item_counts(at_least=model_cfg.threshold), train.n_users)
         else:
             user, item = np.zeros((train.n_users, 1), np.float32), np.zeros((train.n_items, 1), np.float32)
-        return TrainResult(ALSModel(model_cfg.kind, mu, user, item, user_ids, item_ids, config,
-                                    *train.rating_counts(), train.rating_scale[:2]), [], "none", time.perf_counter() - started)
+        model = ALSModel(model_cfg.kind, mu, user, item, user_ids, item_ids, config, *train.rating_counts(),
+                         train.rating_scale[:2])
+        return _kept(model, [], "none", time.perf_counter() - started, train, train_cfg.test, save_to,
+                     final_metrics and not ranking)
     steps = steps_for(model_cfg, mu, train)
     rank = steps.rank
     # a sharded kind's factors live where its blocks do: the driver sees only block results (and fetch)
@@ -223,32 +233,96 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                 log.info("stopping: objective improved by less than %g", model_cfg.tol)
                 break
         config.update(getattr(steps, "model_extras", dict)())  # what a kind learns beside the matrices
-        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], steps=steps)
         # the blocks already counted each row's ratings; read the data again only for a side not loaded (bpr)
-        if set(counts) >= {"user", "item"}:
-            model.user_counts_, model.item_counts_ = counts["user"].astype(np.int64), counts["item"].astype(np.int64)
-        else:
-            model.user_counts_, model.item_counts_ = train.rating_counts()
-        return TrainResult(model, history, ex.describe(), setup)
+        row_counts = ((counts["user"].astype(np.int64), counts["item"].astype(np.int64))
+                      if set(counts) >= {"user", "item"} else train.rating_counts())
+        scale = train.rating_scale[:2]
+        if sharded and not in_memory:
+            final = _block_metrics(ex, train, train_cfg.test, mu, model_cfg.kind, config, scale,
+                                   n_blocks["user"]) if final_metrics and not ranking else {}
+            if save_to:
+                _save_from_blocks(ex, save_to, model_cfg.kind, mu, rank, user_ids, item_ids, config, row_counts,
+                                  scale)
+            return TrainResult(None, history, ex.describe(), setup, final)
+        model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, scale, steps=steps)
+        model.user_counts_, model.item_counts_ = row_counts
+        engine = ex.describe()
+    return _kept(model, history, engine, setup, train, train_cfg.test, save_to, final_metrics and not ranking)
 
 
-def _load_test_blocks(ex: Any, url: str, bounds: list[tuple[int, int]]) -> None:
-    """The test ratings as side ``test`` of the executor, cut by the training users' bounds."""
-    test = Dataset.open(url)
-    loaded = int(sum(c.sum() for c in ex.load_blocks("test", load_user_block,
-                                                      [(test.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)])))
-    if loaded != test.n_ratings:
-        raise DataError(f"{url}: {test.n_ratings - loaded} of its {test.n_ratings} ratings are of users outside the "
+def _kept(model: ALSModel, history: list[dict[str, Any]], engine: str, setup: float, train: Dataset, test_url: str,
+          save_to: str, final_metrics: bool) -> TrainResult:
+    """The result of a model trained into the driver's memory: scored and saved as ``fit`` was asked."""
+    final = _model_metrics(model, train, test_url) if final_metrics else {}
+    if save_to:
+        save_model(model, save_to)
+    return TrainResult(model, history, engine, setup, final)
+
+
+def _load_rating_side(ex: Any, side: str, url: str, bounds: list[tuple[int, int]]) -> None:
+    """The ratings of dataset ``url`` (test or cold ones) as side ``side`` of the executor, cut by the training
+    users' bounds, so each block reads its users' rows in place."""
+    data = Dataset.open(url)
+    loaded = int(sum(c.sum() for c in ex.load_blocks(side, load_user_block,
+                                                      [(data.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)])))
+    if loaded != data.n_ratings:
+        raise DataError(f"{url}: {data.n_ratings - loaded} of its {data.n_ratings} ratings are of users outside the "
                         f"training data's {bounds[-1][1]} users; split them from the same dataset (`split`)")
+
+
+def _clip(mu: float, kind: str, config: dict, scale: tuple[float, float]) -> tuple[float, float] | None:
+    """The range ``ALSModel.predict_idx`` clips this model's predictions to, or None."""
+    empty = np.zeros((0, 1), np.float32)
+    clips = ALSModel(kind, mu, empty, empty, np.zeros(0), np.zeros(0), config, rating_scale_=scale).clips
+    return tuple(scale) if clips else None
 
 
 def _test_rmse(ex: Any, mu: float, kind: str, config: dict, scale: tuple[float, float]) -> float:
     """The test RMSE ``ALSModel.predict_idx`` would give, reduced from per-block sums where the rows live."""
-    empty = np.zeros((0, 1), np.float32)
-    clips = ALSModel(kind, mu, empty, empty, np.zeros(0), np.zeros(0), config, rating_scale_=scale).clips
-    sums = ex.map_blocks("test", block_test_sse, "item", "user", (mu, tuple(scale) if clips else None))
-    sse, n = sum(s for s, _ in sums), sum(c for _, c in sums)
-    return float(np.sqrt(sse / n)) if n else float("nan")
+    return error_metrics(ex.map_blocks("test", block_errors, "item", "user", (mu, _clip(mu, kind, config, scale))))["rmse"]
+
+
+def _block_metrics(ex: Any, train: Dataset, test_url: str, mu: float, kind: str, config: dict,
+                   scale: tuple[float, float], user_blocks: int) -> dict[str, Any]:
+    """``_model_metrics`` of a sharded model, from per-block sums where its rows live (the training ratings are
+    the user blocks; the test ones were loaded as side ``test``; cold ones are loaded now, as side ``cold``)."""
+    params = (mu, _clip(mu, kind, config, scale))
+    sums = {"train": ex.map_blocks("user", block_errors, "item", "user", params)}
+    if test_url:
+        sums["test"] = ex.map_blocks("test", block_errors, "item", "user", params)
+        cold_url = sibling_url(test_url, "cold")
+        if is_dataset(cold_url):
+            _load_rating_side(ex, "cold", cold_url, block_bounds(train.n_users, user_blocks))
+            sums["cold"] = ex.map_blocks("cold", block_errors, "item", "user", params)
+            sums["test_with_cold"] = sums["test"] + sums["cold"]
+    return {name: error_metrics(found) for name, found in sums.items()}
+
+
+def _model_metrics(model: ALSModel, train: Dataset, test_url: str) -> dict[str, Any]:
+    """RMSE, MAE and n of a model in memory on its training ratings and on the test ratings, and, when the
+    split moved test ratings to cold/ (users or items without training ratings, scored by the bias fallback),
+    on those and on test and cold together."""
+    found = {"train": evaluate_on(model, train.read_all())}
+    if test_url:
+        test = Dataset.open(test_url).read_all()
+        found["test"] = evaluate_on(model, test)
+        cold_url = sibling_url(test_url, "cold")
+        if is_dataset(cold_url):
+            cold = Dataset.open(cold_url).read_all()
+            found["cold"] = evaluate_on(model, cold)
+            found["test_with_cold"] = evaluate_on(model, Ratings.concat([test, cold]))
+    return found
+
+
+def _save_from_blocks(ex: Any, url: str, kind: str, mu: float, rank: int, user_ids: np.ndarray,
+                      item_ids: np.ndarray, config: dict, counts: tuple[np.ndarray, np.ndarray],
+                      scale: tuple[float, float]) -> None:
+    """Save a sharded model: each block writes its rows of both matrices where it lives, the driver the id
+    maps, counts and model.json (last)."""
+    begin_model(url)
+    parts = {name: digest for side in ("user", "item")
+             for name, digest in ex.map_blocks(side, write_rows_part, None, side, (url, f"{side}_matrix"))}
+    finish_model(url, kind, mu, rank, user_ids, item_ids, config, dict(zip(("user", "item"), counts)), scale, parts)
 
 
 def _matrix(ex: Any, side: str, copy: bool = False) -> np.ndarray:

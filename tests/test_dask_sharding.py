@@ -91,7 +91,7 @@ def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
     LocalCluster: the client holds no array with a row per user or item, and nothing was fetched."""
     from recsys_dist.executors.dask import DaskExecutor
     from recsys_dist.models.explicit import ExplicitSteps
-    from recsys_dist.train import _load_test_blocks, _test_rmse
+    from recsys_dist.train import _load_rating_side, _test_rmse
     from recsys_dist.als import block_is_finite, init_rows
 
     train = Dataset.open(str(small_split / "train"))
@@ -105,7 +105,7 @@ def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
             counts[side] = np.concatenate(ex.load_blocks(side, loader, [(train.url, b, lo, hi)
                                                                         for b, (lo, hi) in enumerate(bounds)]))
             ex.new_sharded(side, side, MODEL.rank + 1, init_rows, (MODEL.seed, number, MODEL.rank))
-        _load_test_blocks(ex, str(small_split / "test"), block_bounds(train.n_users, 3))
+        _load_rating_side(ex, "test", str(small_split / "test"), block_bounds(train.n_users, 3))
         steps.prepare(ex, counts, {"user": 3, "item": 3})
         for iteration in range(2):
             record = steps.iteration(ex, iteration)
@@ -127,3 +127,43 @@ def test_the_reduced_test_rmse_is_the_models_own(small_split, engine):
     test = Dataset.open(str(small_split / "test")).read_all()
     expected = rating_metrics(result.model.predict_idx(test.user_idx, test.item_idx), test.rating)["rmse"]
     assert result.history[-1]["test_rmse"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["inprocess", "shm", pytest.param("dask", marks=pytest.mark.dask)])
+def test_a_model_trained_out_of_memory_is_saved_and_scored_from_its_blocks(small_split, tmp_path, engine, monkeypatch):
+    """``fit(in_memory=False)``: the engine writes the model block by block and scores it by reductions over the
+    blocks, the driver fetching no matrix; the saved model is the one trained in memory and the reduced
+    metrics are its own, on train, test, cold (users without training ratings) and test with cold."""
+    from recsys_dist.checkpoint import load_model, read_json
+    from recsys_dist.config import SplitConfig
+    from recsys_dist.data.split import split
+    from recsys_dist.executors.dask import DaskExecutor
+    from recsys_dist.executors.inprocess import InProcessExecutor
+    from recsys_dist.executors.shared_memory import SharedMemoryExecutor
+
+    split(SplitConfig(data=str(small_split.parent / "ds"), out=str(tmp_path / "split"), method="cold-users",
+                      fraction=0.1, seed=3))
+    train_cfg = TrainConfig(train=str(tmp_path / "split" / "train"), test=str(tmp_path / "split" / "test"))
+    engine_cfg = EngineConfig(name=engine, workers=2)
+    kept = fit(train_cfg, MODEL, engine_cfg, final_metrics=True)
+
+    def refuse(self, name):
+        raise AssertionError(f"the driver fetched {name}")
+
+    for executor in (DaskExecutor, InProcessExecutor, SharedMemoryExecutor):
+        monkeypatch.setattr(executor, "fetch", refuse)
+    out = fit(train_cfg, MODEL, engine_cfg, save_to=str(tmp_path / "model"), in_memory=False, final_metrics=True)
+    assert out.model is None
+    files = read_json(str(tmp_path / "model"), "model.json")["files"]
+    assert any(f.startswith("user_matrix/part-") for f in files) and "user_matrix.npy" not in files
+    saved = load_model(str(tmp_path / "model"))
+    np.testing.assert_array_equal(saved.user_matrix_, kept.model.user_matrix_)
+    np.testing.assert_array_equal(saved.item_matrix_, kept.model.item_matrix_)
+    np.testing.assert_array_equal(saved.user_counts_, kept.model.user_counts_)
+    assert saved.config == kept.model.config
+    assert set(out.final) == set(kept.final) == {"train", "test", "cold", "test_with_cold"}
+    assert kept.final["cold"]["n"] > 0
+    for part, metrics in kept.final.items():
+        assert out.final[part]["n"] == metrics["n"]
+        assert out.final[part]["rmse"] == pytest.approx(metrics["rmse"], rel=1e-9)
+        assert out.final[part]["mae"] == pytest.approx(metrics["mae"], rel=1e-9)
