@@ -337,6 +337,9 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         "total_seconds": total,
         "final_train_rmse": history[-1].get("train_rmse"),
     }
+    if "transferred_bytes" in history[-1]:  # Dask: worker-to-worker bytes, measured, and the cost model's
+        figures["transferred_gb_per_iteration"] = float(np.median([h["transferred_bytes"] for h in steady])) / 1e9
+        figures["routing"] = history[-1]["routing"]
     figures["engine_overhead_seconds"] = seconds - figures["kernel_seconds_per_iteration"] / workers
     if iter_flops:
         figures.update(roofline(seconds, iter_flops, nbytes, rate, bandwidth))

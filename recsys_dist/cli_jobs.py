@@ -178,6 +178,11 @@ def _run_bench(cfg: JobConfig) -> None:
     _result("  engine overhead %.3f s per iteration; peak memory of all processes %.2f GB, of the driver process "
              "%.2f GB (%.2f GB before training)", f["engine_overhead_seconds"], f["peak_memory_gb"],
              f["driver_peak_memory_gb"], f["driver_baseline_memory_gb"])
+    if "routing" in f:
+        predicted = sum(r.get(f"{r['mode']}_bytes", 0.0) for r in f["routing"].values())
+        _result("  sending: %s; workers sent each other %.3f GB per iteration (the cost model predicted %.3f GB of "
+                 "factor rows)", ", ".join(f"{side} half-steps {r['mode']}" for side, r in f["routing"].items()),
+                 f["transferred_gb_per_iteration"], predicted / 1e9)
     if "score_seconds" in f:
         _result("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
                  "engine start-up %.1f s", f["score_k"], f["score_seconds"], f["score_users_per_second"],

@@ -163,6 +163,7 @@ class RunConfig:
 
 
 ENGINES = ("inprocess", "shm", "dask")
+ROUTING_MODES = ("auto", "broadcast", "routed")  # executors/dask_routing.MODES (not imported: no Dask here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,11 @@ class EngineConfig:
     """dask: how often a block's task may lose its worker, or its copy of the broadcast matrix, before the job
     stops (a LocalCluster's allowed-failures; a running scheduler applies its own). A task that raises is never
     retried."""
+    routing: str = "auto"
+    """dask: how a half-step's dst blocks get the fixed side's rows: ``broadcast`` (every worker assembles the
+    whole matrix from its peers), ``routed`` (each worker receives from each src block only the rows its blocks
+    read: Spark's OutBlock/InBlock), or ``auto``, routed when the busiest worker would receive at most 3/4 of
+    broadcast's bytes (executors/dask_routing.py). Both give the same model."""
     upload: str = ""
     """dask: a built recsys_dist wheel to install on every worker of a running cluster before the job."""
     tls_ca: str = ""
@@ -197,6 +203,7 @@ class EngineConfig:
 
     def validate(self) -> None:
         _choice("engine.name", self.name, ENGINES)
+        _choice("engine.routing", self.routing, ROUTING_MODES)
         for key in ("workers",):
             _at_least(f"engine.{key}", getattr(self, key), 1)
         for key in ("threads", "user_blocks", "item_blocks", "retries"):

@@ -185,10 +185,16 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         setup = time.perf_counter() - started
         log.info("blocks built and factors initialised in %.2f s", setup)
         log.info("solver: %s", steps.describe())
+        counter = getattr(ex, "transferred_bytes", None)  # Dask: bytes the workers sent each other
         for iteration in range(start, model_cfg.n_iter):
             record: dict[str, Any] = {"iteration": iteration + 1, "engine": ex.name, "workers": ex.n_workers}
+            if counter:
+                counter()  # start this iteration's count
             with progress.bar(f"iteration {iteration + 1}/{model_cfg.n_iter}", steps.tasks_per_iteration(n_blocks)):
                 record.update(steps.iteration(ex, iteration))
+            if counter:
+                record["transferred_bytes"] = counter()
+                record["routing"] = ex.routing()
             for side in ("user", "item"):
                 if f"{side}_nonfinite" in record:  # counted by the solve tasks
                     finite = record.pop(f"{side}_nonfinite") == 0

@@ -56,13 +56,15 @@ def test_sharded_matrices_give_the_in_process_result(engine):
 
 
 @pytest.mark.dask
-def test_dask_worker_killed_mid_half_step_on_sharded_matrices_gives_the_same_result(tmp_path):
-    """The killed worker held blocks and row futures of both matrices, made by earlier half-steps: Dask
-    rebuilds them from their lineage (loader, init, the half-steps since) and the result is unchanged."""
+@pytest.mark.parametrize("routing", ["broadcast", "routed"])
+def test_dask_worker_killed_mid_half_step_on_sharded_matrices_gives_the_same_result(tmp_path, routing):
+    """The killed worker held blocks and row futures of both matrices, made by earlier half-steps (and, routed,
+    routing tables): Dask rebuilds them from their lineage (loader, init, the half-steps since) and the result is
+    unchanged."""
     from recsys_dist.executors.dask import DaskExecutor
 
     user, item, _ = _reference()
-    with DaskExecutor(scheduler="local", workers=2, retries=2) as ex:
+    with DaskExecutor(scheduler="local", workers=2, retries=2, routing_mode=routing) as ex:
         _sharded_steps(ex)
         ex.solve("user", killed_once_task, "item", "user", (str(tmp_path), 1), with_prev=True)
         assert attempts(tmp_path, 1) == 2  # the killed attempt and the one Dask rescheduled
@@ -167,3 +169,21 @@ def test_a_model_trained_out_of_memory_is_saved_and_scored_from_its_blocks(small
         assert out.final[part]["n"] == metrics["n"]
         assert out.final[part]["rmse"] == pytest.approx(metrics["rmse"], rel=1e-9)
         assert out.final[part]["mae"] == pytest.approx(metrics["mae"], rel=1e-9)
+
+
+@pytest.mark.dask
+@pytest.mark.parametrize("kind", ["als", "implicit_als"])
+def test_routed_and_broadcast_half_steps_give_the_same_model(small_split, kind):
+    """Routed sending (each worker receives only the src rows its blocks read, the blocks re-indexed to them)
+    and broadcast give the same model, bit for bit, on a real multi-process cluster."""
+    import dataclasses
+
+    models = {}
+    for mode in ("broadcast", "routed"):
+        result = fit(TrainConfig(train=str(small_split / "train")), dataclasses.replace(MODEL, kind=kind),
+                     EngineConfig(name="dask", workers=3, routing=mode, user_blocks=5, item_blocks=4))
+        assert {side: r["mode"] for side, r in result.history[-1]["routing"].items()} == {"user": mode, "item": mode}
+        assert result.history[-1]["transferred_bytes"] > 0
+        models[mode] = result.model
+    np.testing.assert_array_equal(models["routed"].user_matrix_, models["broadcast"].user_matrix_)
+    np.testing.assert_array_equal(models["routed"].item_matrix_, models["broadcast"].item_matrix_)

@@ -23,5 +23,5 @@ def make_executor(cfg: EngineConfig) -> Executor:
     # Dask runs one task per worker thread; with threads = 0 each task's kernel takes its share of the host's cores.
     return DaskExecutor(scheduler=cfg.scheduler, workers=cfg.workers, threads=cfg.threads,
                         connect_timeout=cfg.connect_timeout, retries=cfg.retries, upload=cfg.upload,
-                        pause_timeout=cfg.pause_timeout,
+                        pause_timeout=cfg.pause_timeout, routing_mode=cfg.routing,
                         tls=(cfg.tls_ca, cfg.tls_cert, cfg.tls_key) if cfg.tls_ca else None)

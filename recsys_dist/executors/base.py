@@ -26,7 +26,9 @@ run, once per worker, never through the driver), run ``task(block, src_matrix, p
 (rows, stats)`` for each resident block of ``side`` -- ``prev`` is the block's current rows
 of ``out`` when ``with_prev`` is set (a warm start), else None -- write each block's
 ``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
-order for the driver to reduce.
+order for the driver to reduce. A solve task reads ``src_matrix`` only at the rows its block's
+``indices`` name: an engine may send it only those rows, the block re-indexed to match (the
+Dask engine's routed mode, ``dask_routing``).
 
 ``map_blocks(side, task, src, rows, params)`` is the read-only twin used by scoring,
 evaluation and reductions: the same broadcast of ``src`` (none when ``src`` is None),

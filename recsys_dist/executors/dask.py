@@ -6,10 +6,11 @@ to the worker holding its block, so no block moves.
 
 Sharded matrices (the factors while training) are one future of rows per block, made on the worker
 holding the block and replaced each half-step by the rows its task returned, which stay on that
-worker: the client holds keys, never rows. A half-step's src matrix is assembled once per worker by
-a task that concatenates the src row futures (Dask fetches the missing ones from the peers holding
-them), and each block task reads its warm-start rows in place; only the tasks' small stats reach
-the client. Faults are Dask's to handle: a lost worker's tasks are rescheduled and its futures
+worker: the client holds keys, never rows. A half-step's src matrix reaches the tasks peer to peer
+(``dask_sending``): broadcast, assembled once per worker by a task that concatenates the src row
+futures (Dask fetches the missing ones from the peers holding them), or routed, each worker receiving
+from each src block only the rows its blocks read; each block task reads its warm-start rows in place;
+only the tasks' small stats reach the client. Faults are Dask's to handle: a lost worker's tasks are rescheduled and its futures
 recomputed from their lineage. A block comes back from its loader task; a rows future from the task
 that made it, whose inputs are the previous half-step's rows: the client releases every old future,
 but the scheduler keeps the (small) task records they came from, so a lost rows future is rebuilt by
@@ -23,8 +24,8 @@ once per half-step (each worker then fetches one copy from a peer) and new rows 
 the blocks whose copy of the scattered matrix died with a worker are resubmitted (with a new
 scatter). A task that raises fails the step at once: it is never retried.
 
-With ``dask_cluster`` (connecting and checking the cluster) and ``dask_tasks`` (what the tasks run on the
-workers), the only places that import ``distributed``.
+With ``dask_cluster`` (connecting and checking the cluster), ``dask_tasks`` (what the tasks run on the
+workers) and ``dask_sending``, the only places that use ``distributed``.
 """
 
 from __future__ import annotations
@@ -45,17 +46,12 @@ from recsys_dist.data.atomic import MANIFEST
 from recsys_dist.errors import ConfigError, DataError, FitError, RecsysError
 from recsys_dist.executors.base import DriverMatrices, Loader, Task, check_rows_readable, check_same_kind
 from recsys_dist.executors.dask_cluster import _connect, check_workers, dataset_visible, paused_workers, upload_package
-from recsys_dist.executors.dask_tasks import (_assemble, _build, _cores, _describe, _init_rows, _map_remote, _part, _piece,
-                                             _solve_remote, _solve_sharded, _update_remote, kernel_threads)
+from recsys_dist.executors.dask_routing import MODES
+from recsys_dist.executors.dask_sending import Sending, near
+from recsys_dist.executors.dask_tasks import (_build, _cores, _describe, _init_rows, _map_remote, _part, _piece,
+                                             _solve_remote, _solve_sharded, _transferred, _update_remote, kernel_threads)
 
 log = logging.getLogger(__name__)
-
-
-def _near(holders) -> dict[str, Any]:  # noqa: ANN001 - the worker addresses holding a block
-    """Submit options that run a task where its block lives, or anywhere when no worker holds it (the block
-    was lost with its worker and Dask rebuilds it from its loader task): Dask refuses
-    ``allow_other_workers`` without ``workers``."""
-    return {"workers": list(holders), "allow_other_workers": True} if holders else {}
 
 
 class DaskExecutor(DriverMatrices):
@@ -63,10 +59,15 @@ class DaskExecutor(DriverMatrices):
 
     def __init__(self, scheduler: str = "local", workers: int = 2, threads: int = 1, connect_timeout: float = 10.0,
                  retries: int = 3, upload: str = "", tls: tuple[str, str, str] | None = None,
-                 pause_timeout: float = 60.0) -> None:
+                 pause_timeout: float = 60.0, routing_mode: str = "auto") -> None:
         from distributed import Client, LocalCluster
 
+        if routing_mode not in MODES:
+            raise ConfigError(f"engine.routing: {routing_mode!r} is not one of {', '.join(MODES)}")
         self.cluster = None
+        self.sending = Sending(self, routing_mode)
+        self._cols: dict[str, int] = {}  # each sharded matrix's columns
+        self._sent: dict[str, int] = {}  # each worker's transfer counter at the last transferred_bytes()
         self.retries, self.pause_timeout = retries, pause_timeout
         self._blocks: dict[str, list] = {}
         self._shards: dict[str, tuple[str, list]] = {}  # sharded matrix -> (its side, one rows future a block)
@@ -161,10 +162,11 @@ class DaskExecutor(DriverMatrices):
         blocks = self._blocks[side]
         homes = self._homes(blocks)
         futures = [self.client.submit(_init_rows, init, lo, hi, n_cols, params, name, pure=False, retries=0,
-                                      key=f"rows-{name}-{b}-init-{uuid.uuid4().hex[:8]}", **_near(homes[b]))
+                                      key=f"rows-{name}-{b}-init-{uuid.uuid4().hex[:8]}", **near(homes[b]))
                    for b, (lo, hi) in enumerate(self._bounds[side])]
         self._check(dict(enumerate(futures)), side, f"initialising {name}")
         self._shards[name] = (side, futures)
+        self._cols[name] = n_cols
 
     def fetch(self, name: str) -> np.ndarray:
         self.fetches += 1
@@ -187,7 +189,7 @@ class DaskExecutor(DriverMatrices):
         if check_same_kind((src, out), self._shards):
             prev = self._own_rows(side, out)
             done = self._run_sharded(side, _solve_sharded, task, src, prev if with_prev else None, params,
-                                     f"{side} half-step")
+                                     f"{side} half-step", routed=True)
             # the new rows stay where they were made; the old ones are released (see the module docstring)
             rows = [self.client.submit(_part, done[b], 0, pure=False, key=f"rows-{out}-{b}-{uuid.uuid4().hex[:8]}")
                     for b in range(len(done))]
@@ -226,26 +228,31 @@ class DaskExecutor(DriverMatrices):
         return stats
 
     def _run_sharded(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
-                     own: list | None, params: tuple, what: str) -> dict[int, Any]:
+                     own: list | None, params: tuple, what: str, routed: bool = False) -> dict[int, Any]:
         """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, where the block
-        lives; ``src`` assembled there once per worker from its row futures, ``own`` the block's own rows
-        future (or None). Returns the finished futures by block: their data stays on the workers."""
-        blocks = self._blocks[side]
-        homes = self._homes(blocks)
-        broadcast: dict[tuple[str, ...], Any] = {}
-        if src is not None:
-            parts = self._shards[src][1]
-            for home in sorted(set(homes)):
-                broadcast[home] = self.client.submit(_assemble, *parts, pure=False, retries=0, **_near(home),
-                                                     key=f"broadcast-{src}-{uuid.uuid4().hex[:8]}")
-        copies = list(broadcast.values())
-        futures = {b: self.client.submit(runner, task, block, broadcast.get(homes[b]) if homes[b] else
-                                         (copies[b % len(copies)] if copies else None),
-                                         None if own is None else own[b], params, self._threads, pure=False,
-                                         retries=0, **_near(homes[b]))
-                   for b, block in enumerate(blocks)}
+        lives; ``src`` brought there by ``dask_sending`` (broadcast, or for a half-step -- ``routed`` -- whose
+        routing tables chose it, only the rows each worker's blocks read); ``own`` the block's own rows future
+        (or None). Returns the finished futures by block: their data stays on the workers."""
+        homes = self._homes(self._blocks[side])
+        inputs = self.sending.inputs(side, src, homes, routed)
+        futures = {b: self.client.submit(runner, task, block, matrix, None if own is None else own[b], params,
+                                         self._threads, pure=False, retries=0, **near(homes[b]))
+                   for b, (block, matrix) in inputs.items()}
         self._check(futures, side, what)
         return futures
+
+    def routing(self) -> dict[str, dict[str, Any]]:
+        """Per dst side: the sending mode of its half-steps and the bytes the cost model predicted."""
+        return self.sending.summary()
+
+    def transferred_bytes(self) -> int:
+        """Bytes the workers sent each other since the previous call (Dask's own counters), for traffic
+        measurements: counted over the workers that answered both times, so a worker lost in between (or one
+        that joined) drops out of the figure instead of failing the job."""
+        now = self.client.run(_transferred, on_error="ignore")
+        sent = sum(n - self._sent[w] for w, n in now.items() if w in self._sent)
+        self._sent = now
+        return int(sent)
 
     def _check(self, futures: dict[int, Any], side: str, what: str) -> None:
         """Wait for ``futures`` (block -> future); a task that raised (or was cancelled) stops the step at once.
@@ -289,7 +296,7 @@ class DaskExecutor(DriverMatrices):
                     futures = {b: self.client.submit(runner, task, block, src_future,
                                                      None if rows is None else self._matrices[rows][slice(*bounds[b])],
                                                      params, self._threads, extras[b], pure=False, retries=0,
-                                                     **_near(holders.get(block.key, ())))
+                                                     **near(holders.get(block.key, ())))
                                for b, block in zip(pending, blocks)}
                     pending = self._collect(futures, results, side, what)
                     reason = f"{len(pending)} blocks lost the broadcast matrix with a worker"
@@ -404,6 +411,7 @@ class DaskExecutor(DriverMatrices):
     def close(self) -> None:
         self._blocks.clear()
         self._shards.clear()
+        self.sending.routes.clear()
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

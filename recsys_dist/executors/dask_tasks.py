@@ -77,6 +77,10 @@ def _part(result: tuple, index: int) -> Any:
     return result[index]
 
 
+def _transferred(dask_worker) -> int:  # noqa: ANN001 - run by Client.run, which passes the worker
+    return int(dask_worker.transfer_outgoing_bytes_total)
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -13,11 +13,12 @@ def toy_block(block_id, lo, hi):
 
 
 def sum_task(block, src, prev, scale):
-    """Each dst row gets scale * (its values' sum + src column sums) (+ its previous value when
-    warm-started); stats: block id and nnz."""
+    """Each dst row gets scale * (its values' sum + the column sums of the src rows its block reads) (+ its
+    previous value when warm-started); stats: block id and nnz. (A half-step task reads src only at its
+    block's indices: a routed engine sends it only those rows.)"""
     rows = np.zeros((block.hi - block.lo, src.shape[1]), np.float32)
     sums = np.add.reduceat(block.values, block.indptr[:-1]) if block.nnz else 0
-    rows[:] = scale * (np.asarray(sums)[:, None] + src.sum(axis=0)[None, :])
+    rows[:] = scale * (np.asarray(sums)[:, None] + src[np.unique(block.indices)].sum(axis=0)[None, :])
     if prev is not None:
         rows += prev
     return rows, np.array([block.block_id, block.nnz], np.float64)
