@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys_dist.executors.dask_tasks import rows_of
+
 ROUTED_SHARE = 0.75
 MODES = ("auto", "broadcast", "routed")
 
@@ -53,15 +55,15 @@ def localize(block: Any, needed: tuple[np.ndarray, tuple[np.ndarray, ...]]) -> A
     return dataclasses.replace(block, indices=np.searchsorted(needed[0], block.indices).astype(np.int32))
 
 
-def take_rows(rows: np.ndarray, local: np.ndarray) -> np.ndarray:
+def take_rows(part: Any, local: np.ndarray) -> np.ndarray:
     """The rows of one src block that one group reads (the routed "send", run where the rows live)."""
-    return rows[local]
+    return rows_of(part)[local]
 
 
 def assemble(*pieces: Any) -> np.ndarray:
     """A group's compact src matrix from its pieces in src block order: rows a remote block sent (``take_rows``),
     or (rows, local) of a block on the group's own worker, picked here without a send task."""
-    return np.concatenate([piece[0][piece[1]] if isinstance(piece, tuple) else piece for piece in pieces])
+    return np.concatenate([rows_of(piece[0])[piece[1]] if isinstance(piece, tuple) else piece for piece in pieces])
 
 
 def choose(mode: str, src_bounds: list[tuple[int, int]], src_group: list[int], reads: dict[int, list[int]],

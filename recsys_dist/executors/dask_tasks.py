@@ -4,6 +4,7 @@ making and assembly. ``dask`` (the client side) submits them."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Callable
 
@@ -31,7 +32,7 @@ def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threa
 def _map_remote(task: Callable[..., Any], block, src: np.ndarray, rows, params: tuple,  # noqa: ANN001
                 threads: dict[str, int], extra: tuple = ()) -> Any:
     _size_threads(threads)
-    return task(block, src, rows, *params)
+    return task(block, src, rows_of(rows), *params)
 
 
 def _update_remote(task: Callable[..., Any], block, other: np.ndarray, own, params: tuple,  # noqa: ANN001
@@ -62,19 +63,40 @@ def _init_rows(init: Callable[..., np.ndarray] | None, lo: int, hi: int, n_cols:
     return rows
 
 
-def _assemble(*parts: np.ndarray) -> np.ndarray:
+@dataclasses.dataclass
+class Solved:
+    """What a sharded half-step's block task leaves on its worker: the block's new rows (the rows future of
+    the matrix from then on) and its small stats (collected by one ``_stats`` task per worker). One task
+    per block, not three: a task costs the scheduler, the worker and the client CPU the kernels share."""
+
+    rows: np.ndarray
+    stats: Any
+
+    def __sizeof__(self) -> int:  # what dask.sizeof sees: its transfer counters and memory limits count the rows
+        from dask.sizeof import sizeof
+
+        return 64 + sizeof(self.rows) + sizeof(self.stats)
+
+
+def rows_of(part: Any) -> Any:
+    """The rows of a sharded matrix's block future's value: a Solved's rows, or the array ``_init_rows`` made."""
+    return part.rows if isinstance(part, Solved) else part
+
+
+def _assemble(*parts: Any) -> np.ndarray:
     """The whole src matrix on this worker, from its row blocks (the peers' fetched by Dask)."""
-    return np.concatenate(parts)
+    return np.concatenate([rows_of(part) for part in parts])
 
 
 def _solve_sharded(task: Task, block, src: np.ndarray, prev, params: tuple, threads: dict[str, int],  # noqa: ANN001
-                   extra: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+                   extra: tuple = ()) -> Solved:
     _size_threads(threads)
-    return task(block, src, prev, *params)
+    return Solved(*task(block, src, rows_of(prev), *params))
 
 
-def _part(result: tuple, index: int) -> Any:
-    return result[index]
+def _stats(*solved: Solved) -> list:
+    """The stats of one worker's blocks: a single small result for the client, the rows left in place."""
+    return [s.stats for s in solved]
 
 
 def _transferred(dask_worker) -> int:  # noqa: ANN001 - run by Client.run, which passes the worker
