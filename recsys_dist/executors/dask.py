@@ -174,6 +174,7 @@ class DaskExecutor(DriverMatrices):
     def new_sharded(self, name: str, side: str, n_cols: int, init: Callable[..., np.ndarray] | None = None,
                     params: tuple = ()) -> None:
         self._matrices.pop(name, None)
+        self.sending.ready.pop(name, None)
         blocks = self._blocks[side]
         homes = self._homes(blocks)
         futures = [self.client.submit(_init_rows, init, lo, hi, n_cols, params, name, pure=False, retries=0,
@@ -204,8 +205,13 @@ class DaskExecutor(DriverMatrices):
         if check_same_kind((src, out), self._shards):
             prev = self._own_rows(side, out)
             homes = self._homes(self._blocks[side])
-            done = self._run_sharded(side, _solve_sharded, task, src, prev if with_prev else None, params,
-                                     f"{side} half-step", routed=True, homes=homes)
+            try:
+                done = self._run_sharded(side, _solve_sharded, task, src, prev if with_prev else None, params,
+                                         f"{side} half-step", routed=True, homes=homes,
+                                         submitted=lambda futures: self.sending.ahead(out, list(futures.values())))
+            except BaseException:
+                self.sending.ready.pop(out, None)
+                raise
             # the new rows stay where they were made, each block's task result (Solved) its rows future from
             # now on; the old ones are released (see the module docstring). The stats come back in one task per
             # worker, which Dask runs where its blocks' results are.
@@ -253,17 +259,21 @@ class DaskExecutor(DriverMatrices):
 
     def _run_sharded(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
                      own: list | None, params: tuple, what: str, routed: bool = False,
-                     homes: list[tuple[str, ...]] | None = None) -> dict[int, Any]:
+                     homes: list[tuple[str, ...]] | None = None,
+                     submitted: Callable[[dict[int, Any]], None] | None = None) -> dict[int, Any]:
         """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, where the block
         lives; ``src`` brought there by ``dask_sending`` (broadcast, or for a half-step -- ``routed`` -- whose
         routing tables chose it, only the rows each worker's blocks read); ``own`` the block's own rows future
-        (or None); ``homes`` the blocks' workers when the caller has just asked. Returns the finished futures by
-        block: their data stays on the workers."""
+        (or None); ``homes`` the blocks' workers when the caller has just asked; ``submitted`` called with the
+        futures before they are waited for. Returns the finished futures by block: their data stays on the
+        workers."""
         homes = homes or self._homes(self._blocks[side])
         inputs = self.sending.inputs(side, src, homes, routed)
         futures = {b: self.client.submit(runner, task, block, matrix, None if own is None else own[b], params,
                                          self._threads, pure=False, retries=0, **near(homes[b]))
                    for b, (block, matrix) in inputs.items()}
+        if submitted is not None:
+            submitted(futures)
         self._check(futures, side, what)
         return futures
 
@@ -438,6 +448,7 @@ class DaskExecutor(DriverMatrices):
         self._blocks.clear()
         self._shards.clear()
         self.sending.routes.clear()
+        self.sending.ready.clear()
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -30,15 +30,44 @@ class Sending:
     def __init__(self, ex: Any, mode: str) -> None:
         self.ex, self.mode = ex, mode
         self.routes: dict[tuple[str, str], dict[str, Any]] = {}  # (dst side, src side) -> tables, mode, figures
+        self.reader: dict[str, tuple[str, bool]] = {}  # matrix -> (dst side, routed) of the last step reading it
+        self.ready: dict[str, tuple[tuple, dict[int, tuple]]] = {}  # matrix -> (what for, inputs) sent ahead
 
     def inputs(self, side: str, src: str | None, homes: list[tuple[str, ...]], routed: bool) -> dict[int, tuple]:
-        """Per block of ``side``: (the block to run on, the future of the src matrix it reads, or None)."""
+        """Per block of ``side``: (the block to run on, the future of the src matrix it reads, or None); the ones
+        ``ahead`` started if they were for this step (``routed``: a half-step), these homes and these rows."""
+        if src is None:
+            return self._inputs(side, None, homes, routed, [])
+        parts = self.ex._shards[src][1]
+        if routed:  # a half-step: the reader the next rows of ``src`` are sent to ahead
+            self.reader[src] = (side, routed)
+        early = self.ready.get(src)
+        if early is not None and early[0] == (side, routed, tuple(p.key for p in parts), tuple(homes)):
+            return self.ready.pop(src)[1]
+        return self._inputs(side, src, homes, routed, parts)
+
+    def ahead(self, name: str, parts: list) -> None:
+        """Start sending matrix ``name``'s new rows (``parts``, the futures of the half-step just submitted) to
+        the step that read ``name`` last time, as if it came next (in ALS it does): the sends and the assembly
+        then start as each worker's blocks finish, not after the client has heard from all of them and
+        submitted the next step (traced on 2 workers: 50-90 ms per half-step of idle kernels). A worker then
+        holds this step's src and the next one's at once, as the memory estimate already allows."""
+        self.ready.pop(name, None)
+        if name not in self.reader:
+            return
+        side, routed = self.reader[name]
+        homes = self.ex._homes(self.ex._blocks[side])
+        self.ready[name] = ((side, routed, tuple(p.key for p in parts), tuple(homes)),
+                            self._inputs(side, name, homes, routed, parts))
+
+    def _inputs(self, side: str, src: str | None, homes: list[tuple[str, ...]], routed: bool,
+                parts: list) -> dict[int, tuple]:
         ex = self.ex
         blocks = ex._blocks[side]
         route = self._route(side, src) if routed and src is not None else None
         if route is not None and route["mode"] == "routed":
-            parts = ex._shards[src][1]
-            part_homes = ex._homes(parts)
+            # each src part is made where its src block lives (and may not be finished yet)
+            part_homes = ex._homes(ex._blocks[ex._shards[src][0]])
             compact = []
             for g, home in enumerate(route["homes"]):
                 # a remote src block sends the rows read; one on the group's own worker is picked in place
@@ -50,7 +79,6 @@ class Sending:
             return {b: (route["blocks"][b], compact[route["group"][b]]) for b in range(len(blocks))}
         broadcast: dict[tuple[str, ...], Any] = {}
         if src is not None:
-            parts = ex._shards[src][1]
             for home in sorted(set(homes)):
                 broadcast[home] = ex.client.submit(_assemble, *parts, pure=False, retries=0, **near(home),
                                                    key=f"broadcast-{src}-{uuid.uuid4().hex[:8]}")
