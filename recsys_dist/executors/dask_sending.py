@@ -1,7 +1,8 @@
 """How a half-step's tasks on the Dask engine get the fixed side's rows, never through the client: broadcast
 (each worker assembles the whole src matrix once from its peers' row futures) or routed (each worker receives
 from each src block only the rows its blocks read, the blocks re-indexed to them; ``dask_routing``), chosen
-per dst side by ``dask_routing.choose`` or by engine.routing. The client submits the tasks and holds keys."""
+per dst side by ``dask_routing.choose`` or by engine.routing, and sent ahead: a half-step's new rows start on
+their way to the next half-step as soon as they are made. The client submits the tasks and holds keys."""
 
 from __future__ import annotations
 

@@ -12,6 +12,22 @@ def toy_block(block_id, lo, hi):
     return build_in_block(block_id, lo, hi, dst, src, np.ones(len(dst), np.float32) * block_id)
 
 
+def spread_block(block_id, lo, hi, n_src):
+    """Dst row r reads src rows r and r + 1 (mod ``n_src``), value 1: a worker's blocks read some src rows,
+    not all, so a routed half-step's matrix differs from the broadcast one."""
+    dst = np.repeat(np.arange(lo, hi), 2)
+    src = (dst + np.tile([0, 1], hi - lo)) % n_src
+    return build_in_block(block_id, lo, hi, dst, src, np.ones(len(dst), np.float32))
+
+
+def slow_toy_block(block_id, lo, hi, seconds):
+    """``toy_block`` after ``seconds``: a slow loader keeps its worker busy while the others could take more."""
+    import time
+
+    time.sleep(seconds)
+    return toy_block(block_id, lo, hi)
+
+
 def sum_task(block, src, prev, scale):
     """Each dst row gets scale * (its values' sum + the column sums of the src rows its block reads) (+ its
     previous value when warm-started); stats: block id and nnz. (A half-step task reads src only at its
