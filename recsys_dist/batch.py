@@ -1,4 +1,4 @@
-"""Batch jobs over a saved model: evaluate (rating and ranking metrics) and score (top-K to Parquet).
+"""Batch jobs over a saved model: evaluate (rating and ranking metrics; score, top-K to Parquet, is scoring.py).
 
 Top-K for many users is a map over user blocks on the configured engine: each task holds
 its block's training ratings (the items not to recommend again), takes the broadcast item
@@ -16,11 +16,9 @@ import pandas as pd
 from recsys_dist import progress
 from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import load_model, write_json
-from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, FilterConfig, ScoreConfig
+from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, ScoreConfig
 from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
-from recsys_dist.data.item_filters import item_mask
-from recsys_dist.data.recommendations import RecommendationWriter, read_ids
 from recsys_dist.errors import DataError
 from recsys_dist.evaluate import calibration, ranking_metrics, rating_metrics
 from recsys_dist.executors import make_executor
@@ -31,18 +29,23 @@ from recsys_dist.recommend import rank_block, score_block
 
 def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
     """The model's training data (``train_url``, else the one the model records), checked to match its id maps."""
-    url = train_url or model.config.get("train_data", "")
+    return training_data_of(model.config, (len(model.user_ids_), len(model.item_ids_)), model_url, train_url)
+
+
+def training_data_of(config: dict[str, Any], shape: tuple[int, int], model_url: str, train_url: str) -> Dataset:
+    """``training_data`` from a model's config and (users, items) alone, for jobs that never load its matrices."""
+    url = train_url or config.get("train_data", "")
     if not url:
         raise DataError(f"{model_url}: the model does not record its training data; pass --train")
     train = Dataset.open(url)
-    recorded = model.config.get("train_fingerprint")
+    recorded = config.get("train_fingerprint")
     if recorded and recorded != train.fingerprint():
-        raise DataError(f"{url}: not the data {model_url} was trained on ({model.config.get('train_data')}, "
+        raise DataError(f"{url}: not the data {model_url} was trained on ({config.get('train_data')}, "
                         f"{recorded['ratings']} ratings; this has {train.n_ratings} and other files), so its "
                         "items would be excluded wrongly; pass that training data as --train")
-    if (train.n_users, train.n_items) != (len(model.user_ids_), len(model.item_ids_)):
+    if (train.n_users, train.n_items) != tuple(shape):
         raise DataError(f"{url}: not the training data of {model_url} ({train.n_users} users and {train.n_items} "
-                        f"items, the model has {len(model.user_ids_)} and {len(model.item_ids_)})")
+                        f"items, the model has {shape[0]} and {shape[1]})")
     return train
 
 
@@ -144,53 +147,3 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
             # a user whose every candidate is relevant has no AUC: averaged over the others
             "mrr": float(np.nanmean(rr)) if len(rr) else float("nan"),
             "auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan")}
-
-
-def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
-                rules: FilterConfig = FilterConfig()) -> dict[str, Any]:
-    """Top-K for every (or every listed) user, one Parquet part per user block, published atomically."""
-    if not cfg.model or not cfg.out:
-        raise DataError("score needs --model DIR and --out URL")
-    model = load_model(cfg.model)
-    train = training_data(model, cfg.model, cfg.train)
-    allowed = item_mask(train, model.item_ids_, rules)
-    # cold users (not in the model, or without training ratings) get the cold-start list, one extra part
-    wanted = ~model.is_cold(np.arange(len(model.user_ids_)))
-    cold = model.user_ids_[~wanted]
-    if cfg.users:
-        listed = read_ids(cfg.users, model.user_ids_.dtype.kind in "iu", "user")
-        idx = model.user_index(listed)
-        asked = np.zeros(len(model.user_ids_), bool)
-        asked[idx[idx >= 0]] = True
-        cold = pd.unique(listed[model.is_cold(idx)])
-        wanted &= asked
-    unknown = int(len(cold)) - int(np.count_nonzero(model.user_index(cold) >= 0)) if len(cold) else 0
-    titles = train.read_items()["title"].to_numpy(dtype=object)
-    blocks = [(model.user_ids_[users], items, scores)
-              for users, items, scores in block_top_k(model, train, engine, cfg.k, allowed, wanted, cfg.block_users)]
-    if len(cold):
-        items, scores = model.cold_start(cfg.k, None, allowed, len(cold))
-        blocks.append((cold, items, scores))
-    writer = RecommendationWriter(cfg.out)
-    try:
-        for block, (user_ids, items, scores) in enumerate(blocks):
-            if not len(user_ids):
-                continue
-            filled = items >= 0
-            rows = np.nonzero(filled)
-            frame = pd.DataFrame({
-                "user_id": np.asarray(user_ids)[rows[0]],
-                "rank": (rows[1] + 1).astype(np.int16),
-                "item_id": model.item_ids_[items[filled]],
-                "score": scores[filled],
-                "title": titles[items[filled]],
-            })
-            if model.posterior is not None:  # bpmf: the predictive standard deviation of each listed rating
-                frame["std"] = model.predict_std_idx(model.user_index(frame["user_id"].to_numpy()), items[filled])
-            writer.write_block(block, frame)
-        n_users = int(sum(len(b[0]) for b in blocks))
-        return writer.publish({"model": str(cfg.model), "k": cfg.k, "users": n_users,
-                               "cold_users": int(len(cold)), "unknown_users": unknown})
-    except BaseException:
-        writer.abort()
-        raise

@@ -179,31 +179,69 @@ def _model_meta(fs: fsspec.AbstractFileSystem, root: str, url: str) -> dict[str,
     return meta
 
 
-def load_model(url: str) -> ALSModel:
-    fs, root = _fs(url)
-    meta = _model_meta(fs, root, url)
-    files = meta["files"]
+class SavedModel:
+    """A saved model as model.json describes it, its matrices unread: what a job needs to plan block tasks
+    that read the rows they use where they run (``model_rows``), so no process holds a whole matrix."""
 
-    def array(name: str) -> np.ndarray:
-        return np.load(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")), allow_pickle=False)
+    def __init__(self, url: str) -> None:
+        self.url = str(url)
+        self._fs, self._root = _fs(url)
+        self.meta = _model_meta(self._fs, self._root, self.url)
+        self.files: dict[str, str] = self.meta["files"]
+        self.kind: str = self.meta["kind"]
+        self.mu = float(self.meta["mu"])
+        self.config: dict[str, Any] = self.meta.get("config", {})
+        self.n_rows = {"user": int(self.meta["n_users"]), "item": int(self.meta["n_items"])}
+        self.n_factors = int(self.meta["n_factors"])
 
-    def ids(name: str, column: str) -> np.ndarray:
-        table = read_table(io.BytesIO(_read(fs, f"{root}/{name}", files[name], "model")))
-        values = table.column(column).to_numpy(zero_copy_only=False)
+    def ids(self, side: str) -> np.ndarray:
+        name = f"{side}_ids.parquet"
+        table = read_table(io.BytesIO(_read(self._fs, f"{self._root}/{name}", self.files[name], "model")))
+        values = table.column(f"{side}_id").to_numpy(zero_copy_only=False)
         return values if values.dtype.kind in "iu" else values.astype(object)
 
-    def matrix(side: str, n_rows: int) -> np.ndarray:  # one file, or the parts its blocks wrote
-        rows = _matrix_rows(fs, root, files, f"{side}_matrix", what="model")
-        if len(rows) != n_rows:
-            raise CheckpointError(f"{url}: the {side} matrix has {len(rows)} rows, not the {n_rows} of its ids; "
-                                  "the model is incomplete: train it again")
+    def counts(self, side: str) -> np.ndarray | None:
+        """Each row's training ratings, or None for a model saved before they were recorded."""
+        name = f"{side}_counts.npy"
+        if name not in self.files:
+            return None
+        return np.load(io.BytesIO(_read(self._fs, f"{self._root}/{name}", self.files[name], "model")),
+                       allow_pickle=False)
+
+    def rows(self, side: str, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+        """Rows lo..hi-1 (all when None) of the ``side`` matrix: from its one file, or the block parts covering them."""
+        rows = _matrix_rows(self._fs, self._root, self.files, f"{side}_matrix", lo, hi, what="model")
+        want = (self.n_rows[side] if hi is None else hi) - (lo or 0)
+        if len(rows) != want:
+            raise CheckpointError(f"{self.url}: the {side} matrix has {len(rows)} rows where {want} were expected "
+                                  f"(its ids number {self.n_rows[side]}); the model is incomplete: train it again")
         return rows
 
-    counts = {side: array(f"{side}_counts.npy") if f"{side}_counts.npy" in files else None for side in ("user", "item")}
-    return ALSModel(meta["kind"], float(meta["mu"]), matrix("user", meta["n_users"]), matrix("item", meta["n_items"]),
-                    ids("user_ids.parquet", "user_id"), ids("item_ids.parquet", "item_id"), meta.get("config", {}),
-                    counts["user"], counts["item"],
-                    None if meta.get("rating_scale") is None else tuple(float(x) for x in meta["rating_scale"]))
+    def n_cols(self, side: str) -> int:
+        """The width of the ``side`` matrix (factors, bias and whatever a kind adds), from its first file's header."""
+        name = f"{side}_matrix"
+        parts = _parts(self.files, name)
+        file = f"{name}.npy" if f"{name}.npy" in self.files else parts[0][2] if parts else None
+        if file is None:
+            raise CheckpointError(f"{self.url}: no {name} in the model")
+        with self._fs.open(f"{self._root}/{file}", "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = header(fh)[0]
+        return int(shape[1])
+
+
+def model_rows(lo: int, hi: int, url: str, side: str) -> np.ndarray:
+    """Sharded-matrix init: rows lo..hi-1 of a saved model's ``side`` matrix, read where the block lives."""
+    return SavedModel(url).rows(side, lo, hi)
+
+
+def load_model(url: str) -> ALSModel:
+    saved = SavedModel(url)
+    scale = saved.meta.get("rating_scale")
+    return ALSModel(saved.kind, saved.mu, saved.rows("user"), saved.rows("item"), saved.ids("user"), saved.ids("item"),
+                    saved.config, saved.counts("user"), saved.counts("item"),
+                    None if scale is None else tuple(float(x) for x in scale))
 
 
 def save_checkpoint(url: str, iteration: int, matrices: dict[str, np.ndarray], state: dict[str, Any],

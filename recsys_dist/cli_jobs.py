@@ -102,7 +102,7 @@ def _run_evaluate(cfg: JobConfig) -> None:
 
 
 def _run_score(cfg: JobConfig) -> None:
-    from recsys_dist.batch import run_scoring
+    from recsys_dist.scoring import run_scoring
 
     m = run_scoring(cfg.score, cfg.engine, cfg.filter)
     _result("score: %d recommendations for %d users (%d cold: the most-rated items) -> %s (%s)",

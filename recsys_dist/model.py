@@ -48,14 +48,8 @@ class ALSModel:
         """The item matrix top-K ranks with: for rating models, each item row (bias and factors) shrunk
         by n_i / (n_i + model.rank_damping) toward the mean (see ModelConfig.rank_damping), but genre_als's
         unrated items, whose rows are already their genres' prior; else as is."""
-        damping = float(self.config.get("model", {}).get("rank_damping", 0.0))
-        if self.kind not in ("als", "bias", "genre_als") or damping <= 0 or self.item_counts_ is None:
-            return self.item_matrix_
-        n = self.item_counts_.astype(np.float64)
-        shrink = n / (n + damping)
-        if self.kind == "genre_als":  # an unrated item's row is already its prior (its genres' embedding)
-            shrink[n == 0] = 1.0
-        return (self.item_matrix_ * shrink[:, None]).astype(np.float32)
+        shrink = rank_shrink(self.kind, self.config, self.item_counts_)
+        return self.item_matrix_ if shrink is None else (self.item_matrix_ * shrink[:, None]).astype(np.float32)
 
     def __repr__(self) -> str:  # one line: never the matrices
         return (f"ALSModel(kind={self.kind!r}, n_users={len(self.user_ids_)}, n_items={len(self.item_ids_)}, "
@@ -179,11 +173,8 @@ class ALSModel:
         items with the most training ratings, scored by that count (``popular`` models: their own
         interaction counts); ties go to the lower index. Models saved without counts fall back to
         their own item term (mu + b_i, shrunk, for rating models; BPR's item bias)."""
-        item_matrix, mu = self.ranking_item_matrix(), self.mu_
-        if self.item_counts_ is not None and self.kind != "popular":
-            item_matrix, mu = self.item_counts_.astype(np.float32).reshape(-1, 1), 0.0
-        return top_k(np.zeros((1, item_matrix.shape[1]), np.float32), item_matrix, mu, np.full(n, -1), k,
-                     exclude, allowed)
+        item_term = None if uses_counts(self.kind, self.item_counts_) else self.ranking_item_matrix()[:, -1]
+        return cold_start_lists(self.kind, self.mu_, self.item_counts_, item_term, k, exclude, allowed, n)
 
     def similarity_matrix(self) -> np.ndarray:
         """The item matrix whose factor columns similar-items compares: bpmf's side-by-side sample factors
@@ -280,6 +271,34 @@ class ALSModel:
         ids = ids.astype(object)
         ids[idx < 0] = None
         return ids
+
+
+def rank_shrink(kind: str, config: dict[str, Any], item_counts: np.ndarray | None) -> np.ndarray | None:
+    """Each item row's factor in the matrix top-K ranks with (``ALSModel.ranking_item_matrix``), or None
+    when it ranks with the item matrix as is; ``item_counts`` may be a slice, for a block of items."""
+    damping = float(config.get("model", {}).get("rank_damping", 0.0))
+    if kind not in ("als", "bias", "genre_als") or damping <= 0 or item_counts is None:
+        return None
+    n = np.asarray(item_counts, np.float64)
+    shrink = n / (n + damping)
+    if kind == "genre_als":  # an unrated item's row is already its prior (its genres' embedding)
+        shrink[n == 0] = 1.0
+    return shrink
+
+
+def uses_counts(kind: str, item_counts: np.ndarray | None) -> bool:
+    """Whether the cold-start list of a ``kind`` model ranks by the items' training counts (else by its item term)."""
+    return item_counts is not None and kind != "popular"
+
+
+def cold_start_lists(kind: str, mu: float, item_counts: np.ndarray | None, item_term: np.ndarray | None, k: int,
+                     exclude: list[np.ndarray] | None, allowed: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``ALSModel.cold_start`` from what it needs: the items' training counts, or when ``uses_counts`` is false
+    the last column of the ranking item matrix (mu + that term is what a user without factors is scored by)."""
+    if uses_counts(kind, item_counts):
+        item_term, mu = np.asarray(item_counts), 0.0
+    column = np.asarray(item_term, np.float32).reshape(-1, 1)
+    return top_k(np.zeros((1, 1), np.float32), column, mu, np.full(n, -1), k, exclude, allowed)
 
 
 def _stable_key(user_id: Any) -> int:

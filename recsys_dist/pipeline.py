@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from recsys_dist.batch import run_evaluation, run_scoring
+from recsys_dist.batch import run_evaluation
+from recsys_dist.scoring import run_scoring
 from recsys_dist.checkpoint import clear_training_state, read_json_lines, update_model, write_json, write_json_lines
 from recsys_dist.config import RANKING_KINDS, EvaluateConfig, JobConfig
 from recsys_dist.data.ingest import ingest

@@ -49,13 +49,22 @@ def score_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, 
     never returning an item the user rated in the block. Returns (user indices int64[n], items
     int32[n, k], scores float32[n, k]); only this block's results travel back."""
     set_threads(threads)
-    users, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu, wanted)
+    keep = None if wanted is None else np.asarray(wanted[block.lo:block.hi], bool)
+    users, items, scores = block_top_k_rows(block, item_matrix, user_rows, mu, k, allowed, keep)
+    return users + block.lo, items, scores
+
+
+def block_top_k_rows(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
+                     allowed: np.ndarray | None, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k of the block's users that ``keep`` marks (a mask over the block's rows; all when None), never an
+    item the user rated in the block: (their local indices, items int32[n, k], scores float32[n, k])."""
+    users, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu, keep)
     allowed = np.ones(len(item_matrix), np.bool_) if allowed is None else np.asarray(allowed, np.bool_)
     items = np.empty((len(users), k), np.int32)
     scores = np.empty((len(users), k), np.float32)
     topk_rows(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias, item_matrix[:, -1].astype(np.float64),
               allowed, indptr, indices, k, items, scores)
-    return users + block.lo, items, scores
+    return users, items, scores
 
 
 def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
@@ -65,7 +74,8 @@ def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, m
     ranked lists, AUC and reciprocal rank against their relevant items (``rel_indptr``/``rel_indices``:
     a CSR over all users of the model). Returns (users, items, scores, auc, reciprocal rank)."""
     users, items, scores = score_block(block, item_matrix, user_rows, mu, k, None, wanted, threads)
-    _, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu, wanted)
+    _, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu,
+                                                            np.asarray(wanted[block.lo:block.hi], bool))
     counts = rel_indptr[users + 1] - rel_indptr[users]
     sub_indptr = np.zeros(len(users) + 1, np.int64)
     np.cumsum(counts, out=sub_indptr[1:])
@@ -78,10 +88,11 @@ def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, m
     return users, items, scores, auc, rr
 
 
-def _block_queries(block: InBlock, user_rows: np.ndarray, mu: float, wanted: np.ndarray | None):  # noqa: ANN202
-    """The wanted users of a block (local indices), their factor rows and biases, and their training items as CSR."""
+def _block_queries(block: InBlock, user_rows: np.ndarray, mu: float, keep: np.ndarray | None):  # noqa: ANN202
+    """The kept users of a block (local indices; all when None), their factor rows and biases, and their
+    training items as CSR."""
     counts = np.diff(block.indptr)
-    keep = np.ones(block.hi - block.lo, bool) if wanted is None else np.asarray(wanted[block.lo:block.hi], bool)
+    keep = np.ones(block.hi - block.lo, bool) if keep is None else keep
     users = np.flatnonzero(keep)
     indptr = np.zeros(len(users) + 1, np.int64)
     np.cumsum(counts[users], out=indptr[1:])

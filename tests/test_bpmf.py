@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from recsys_dist import BPMF
-from recsys_dist.batch import run_evaluation, run_scoring
+from recsys_dist.batch import run_evaluation
+from recsys_dist.scoring import run_scoring
 from recsys_dist.checkpoint import save_model
 from recsys_dist.config import EngineConfig, EvaluateConfig, JobConfig, ModelConfig, ScoreConfig, TrainConfig
 from recsys_dist.data.recommendations import read_recommendations

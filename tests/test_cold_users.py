@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from recsys_dist.batch import run_scoring
+from recsys_dist.scoring import run_scoring
 from recsys_dist.checkpoint import load_model, save_model
 from recsys_dist.config import EngineConfig, ModelConfig, RecommendConfig, ScoreConfig, SplitConfig, TrainConfig
 from recsys_dist.data.recommendations import read_recommendations

@@ -10,7 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from recsys_dist.batch import run_evaluation, run_scoring
+from recsys_dist.batch import run_evaluation
+from recsys_dist.scoring import run_scoring
 from recsys_dist.checkpoint import save_model
 from recsys_dist.config import EngineConfig, EvaluateConfig, ModelConfig, RecommendConfig, ScoreConfig, SplitConfig, TrainConfig
 from recsys_dist.data.dataset import Dataset

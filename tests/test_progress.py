@@ -40,7 +40,7 @@ def lines_outside_bars(text: str) -> list[str]:
 
 @pytest.mark.parametrize("engine", ["inprocess", "shm", pytest.param("dask", marks=pytest.mark.dask)])
 def test_progress_bar_per_iteration_counts_every_block_on_each_engine(small_split, tmp_path, engine):
-    from recsys_dist.batch import run_scoring
+    from recsys_dist.scoring import run_scoring
     from recsys_dist.checkpoint import save_model
     from recsys_dist.train import fit
 

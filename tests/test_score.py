@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_dist.batch import run_scoring
+from recsys_dist import scoring
+from recsys_dist.scoring import run_scoring
 from recsys_dist.checkpoint import load_model
 from recsys_dist.config import EngineConfig, ModelConfig, ScoreConfig, TrainConfig
 from recsys_dist.data import recommendations
@@ -51,16 +52,16 @@ def test_score_failed_run_leaves_the_previous_output(model_dir, tmp_path, monkey
     run_scoring(ScoreConfig(model=str(model_dir), out=out, k=3, block_users=100))
     before = read_recommendations(out)
     marker_before = (tmp_path / "recs" / "_SUCCESS").read_text()
-    original = recommendations.RecommendationWriter.write_block
+    original = recommendations.write_part
     calls = []
 
-    def failing(self, block, frame):
+    def failing(target, block, frame):  # the second block task's write fails
         calls.append(block)
         if len(calls) == 2:
             raise OSError("disk full")
-        original(self, block, frame)
+        return original(target, block, frame)
 
-    monkeypatch.setattr(recommendations.RecommendationWriter, "write_block", failing)
+    monkeypatch.setattr(scoring, "write_part", failing)
     with pytest.raises(OSError, match="disk full"):
         run_scoring(ScoreConfig(model=str(model_dir), out=out, k=5, block_users=100))
     assert (tmp_path / "recs" / "_SUCCESS").read_text() == marker_before
@@ -166,3 +167,53 @@ def test_score_an_id_list_can_come_from_a_pipe(tmp_path):
         assert read_ids(str(fifo), True, "item").tolist() == [50, 181]
     finally:
         writer.join()
+
+
+@pytest.mark.dask
+def test_score_on_dask_reads_a_block_written_model_and_writes_its_parts_on_the_workers(small_split, tmp_path,
+                                                                                        monkeypatch):
+    """A model saved block by block, scored on a 2-worker cluster: the lists the in-process engine gives, each
+    part written where its block lives (the client gets back records, not frames) and no factor row, not even
+    a block's, ever in the client."""
+    import contextlib
+
+    from recsys_dist.executors.dask import DaskExecutor
+    from recsys_dist.train import fit
+    from tests.test_dask_sharding import _arrays_reachable_from
+
+    dask = EngineConfig(name="dask", workers=2)
+    model = tmp_path / "model"
+    fit(TrainConfig(train=str(small_split / "train")), ModelConfig(rank=6, n_iter=3), dask, save_to=str(model),
+        in_memory=False)
+    reference = str(tmp_path / "reference")
+    run_scoring(ScoreConfig(model=str(model), out=reference, k=5, block_users=40))
+
+    held, returned, real = [], [], scoring.make_executor
+
+    @contextlib.contextmanager
+    def watched(engine):
+        with real(engine) as ex:
+            mapped = ex.map_blocks
+
+            def map_blocks(*args):
+                results = mapped(*args)
+                returned.extend(results)
+                return results
+
+            ex.map_blocks = map_blocks
+            yield ex
+            held.extend(_arrays_reachable_from(ex))
+
+    def refuse(self, name):
+        raise AssertionError(f"the client fetched {name}")
+
+    monkeypatch.setattr(scoring, "make_executor", watched)
+    monkeypatch.setattr(DaskExecutor, "fetch", refuse)
+    out = str(tmp_path / "recs")
+    marker = run_scoring(ScoreConfig(model=str(model), out=out, k=5, block_users=40), dask)
+    key = ["user_id", "rank"]
+    pd.testing.assert_frame_equal(read_recommendations(out).sort_values(key, ignore_index=True),
+                                  read_recommendations(reference).sort_values(key, ignore_index=True))
+    assert marker["users"] == Dataset.open(str(small_split / "train")).n_users
+    assert returned and all(isinstance(r["part"], dict) for r in returned)
+    assert [a.shape for a in held if a.ndim == 2 and a.shape[1] == 6 + 1] == []

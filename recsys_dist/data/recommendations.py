@@ -49,12 +49,17 @@ class RecommendationWriter:
                 raise DataError(f"{self.url}: is {what} directory; write the results to a directory of their own")
         self.fs.makedirs(f"{self.root}/{self.run}", exist_ok=True)
 
+    @property
+    def target(self) -> tuple[str, str, str]:
+        """Where ``write_part`` puts this run's parts: (output URL, run, partition column), for block tasks that
+        write their own parts where they run; the caller hands their returned records to ``add_parts``."""
+        return self.url, self.run, self.partition
+
     def write_block(self, block: int, frame: pd.DataFrame) -> None:
-        rel = f"{self.run}/{self.partition}={block:05d}/part-0.parquet"
-        self.fs.makedirs(f"{self.root}/{self.run}/{self.partition}={block:05d}", exist_ok=True)
-        with self.fs.open(f"{self.root}/{rel}", "wb") as fh:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh)
-        self.parts.append({"path": rel, "rows": len(frame)})
+        self.add_parts([write_part(self.target, block, frame)])
+
+    def add_parts(self, parts: list[dict[str, Any]]) -> None:
+        self.parts.extend(parts)
 
     def publish(self, meta: dict[str, Any]) -> dict[str, Any]:
         marker = {"run": self.run, "parts": self.parts, "rows": sum(p["rows"] for p in self.parts), **meta}
@@ -70,6 +75,18 @@ class RecommendationWriter:
 
     def abort(self) -> None:
         self.fs.rm(f"{self.root}/{self.run}", recursive=True)
+
+
+def write_part(target: tuple[str, str, str], block: int, frame: pd.DataFrame) -> dict[str, Any]:
+    """Write ``frame`` as block ``block``'s part of the run ``target`` names (``RecommendationWriter.target``),
+    in whatever process this runs; the record to pass to the writer's ``add_parts``."""
+    url, run, partition = target
+    fs, root = fsspec.core.url_to_fs(url)
+    folder = f"{run}/{partition}={block:05d}"
+    fs.makedirs(f"{root.rstrip('/')}/{folder}", exist_ok=True)
+    with fs.open(f"{root.rstrip('/')}/{folder}/part-0.parquet", "wb") as fh:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh)
+    return {"path": f"{folder}/part-0.parquet", "rows": len(frame)}
 
 
 def read_recommendations(url: str) -> pd.DataFrame:
