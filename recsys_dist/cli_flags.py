@@ -118,6 +118,7 @@ FLAGS: dict[str, list[tuple[str, str, Any, str]]] = {
         ("--out", "similar.out", str, "output directory or fsspec URL"),
         ("--k", "similar.k", int, "similar items per item"),
         ("--items", "similar.items", str, "file of item ids (default: every item with factors)"),
+        *ENGINE_FLAGS,
     ],
     "fold-in": [
         ("--model", "foldin.model", str, "model directory to start from (unchanged)"),

@@ -139,7 +139,7 @@ def _titled(reasons: list[dict]) -> str:
 def _run_similar_items(cfg: JobConfig) -> None:
     from recsys_dist.similar_job import run_similar_items
 
-    m = run_similar_items(cfg.similar)
+    m = run_similar_items(cfg.similar, cfg.engine)
     _result("similar-items: %d rows for %d items -> %s (%s)", m["rows"], m["items"], cfg.similar.out, m["run"])
 
 

@@ -104,13 +104,25 @@ def _block_queries(block: InBlock, user_rows: np.ndarray, mu: float, keep: np.nd
 
 def similar(item_matrix: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k items nearest to each given item by cosine similarity of their factors, itself excluded."""
-    factors = item_matrix[:, :-1].astype(np.float64)
+    unit = unit_rows(item_matrix)
+    return similar_unit(np.ascontiguousarray(unit[:, :-1]), unit[:, -1] > 0, item_idx, k)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row's factors (all columns but the last) scaled to unit length, and in the last column 1 where
+    the row has factors, 0 where they are all zero. Row by row: a block of rows gives the same as the whole."""
+    factors = matrix[:, :-1].astype(np.float64)
     norms = np.linalg.norm(factors, axis=1, keepdims=True)
-    unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0).astype(np.float32)
+    unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+    return np.hstack([unit, norms > 0]).astype(np.float32)
+
+
+def similar_unit(unit: np.ndarray, has_factors: np.ndarray, item_idx: np.ndarray,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``similar`` from unit factors (``unit_rows`` without its last column) and which items have factors."""
     item_idx = np.asarray(item_idx, np.int64)
-    zeros = np.zeros(len(unit), np.float64)
-    return _select(unit[item_idx], unit, np.zeros(len(item_idx)), zeros, k,
-                   [np.array([i]) for i in item_idx], norms[:, 0] > 0)
+    return _select(unit[item_idx], unit, np.zeros(len(item_idx)), np.zeros(len(unit), np.float64), k,
+                   [np.array([i]) for i in item_idx], has_factors)
 
 
 def _select(queries, items, query_bias, item_bias, k, exclude, allowed):  # noqa: ANN001, ANN202

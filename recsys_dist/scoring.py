@@ -11,7 +11,6 @@ seen, and publishes ``_SUCCESS`` when every part is written. The driver holds id
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,15 +23,14 @@ from recsys_dist.blocking import InBlock, block_bounds
 from recsys_dist.checkpoint import SavedModel, model_rows
 from recsys_dist.config import EngineConfig, FilterConfig, ScoreConfig
 from recsys_dist.data.blocks import load_user_block
-from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ids import lookup
 from recsys_dist.data.item_filters import item_mask
-from recsys_dist.data.parquet_read import read_table
 from recsys_dist.data.recommendations import RecommendationWriter, read_ids, write_part
 from recsys_dist.errors import DataError
 from recsys_dist.executors import make_executor
 from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.model import cold_start_lists, rank_shrink, uses_counts
+from recsys_dist.model_blocks import model_ids, rows_only_block, titles, titles_source
 from recsys_dist.models.bpmf import predictive_std
 from recsys_dist.recommend import block_top_k_rows
 
@@ -42,7 +40,7 @@ class ScoreSpec:
     """What every user-block task of one score run is given (small: no factor rows)."""
 
     model_url: str
-    train: tuple[str, str]  # (training data URL, its fingerprint): where the titles are, and their cache key
+    train: tuple[str, str] | None  # model_blocks.titles_source of the training data
     target: tuple[str, str, str] | None  # RecommendationWriter.target; None: return the frame to the driver
     mu: float
     k: int
@@ -93,7 +91,7 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
                 item_term = np.concatenate(ex.map_blocks("item", last_column, None, "item", ()))
             cold_items, cold_scores = cold_start_lists(saved.kind, saved.mu, item_counts, item_term, cfg.k, None,
                                                        allowed, 1)
-            spec = ScoreSpec(saved.url, (train.url, _digest(train)),
+            spec = ScoreSpec(saved.url, titles_source(train.url),
                              None if str(cfg.out).startswith("memory://") and multi_process else writer.target,
                              saved.mu, cfg.k, allowed, asked, saved.kind == "genre_als" and
                              "demographic_embedding" in saved.config, cold_items[0], cold_scores[0],
@@ -108,7 +106,7 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
                 writer.add_parts([part])
         if len(unknown):
             writer.add_parts([write_part(writer.target, len(results),
-                                         _unknown_users_part(unknown, spec, item_ids, train, results))])
+                                         _unknown_users_part(unknown, spec, item_ids, results))])
         cold = sum(r["cold"] for r in results) + len(unknown)
         return writer.publish({"model": str(cfg.model), "k": cfg.k,
                                "users": int(sum(r["users"] for r in results) + len(unknown)),
@@ -116,11 +114,6 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
     except BaseException:
         writer.abort()
         raise
-
-
-def rows_only_block(block_id: int, lo: int, hi: int) -> InBlock:
-    """Block loader: rows lo..hi-1 and no ratings, for a side that only holds a matrix (the items, in scoring)."""
-    return InBlock(block_id, lo, hi, np.zeros(hi - lo + 1, np.int64), np.empty(0, np.int32), np.empty(0, np.float32))
 
 
 def ranking_rows(lo: int, hi: int, url: str) -> np.ndarray:
@@ -161,13 +154,13 @@ def score_part(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, s
     users, items, scores = users[order], items[order], scores[order]
     filled = items >= 0
     rows = np.nonzero(filled)
-    user_ids, item_ids = _model_ids(spec.model_url, "user"), _model_ids(spec.model_url, "item")
+    user_ids, item_ids = model_ids(spec.model_url, "user"), model_ids(spec.model_url, "item")
     frame = pd.DataFrame({
         "user_id": user_ids[block.lo + users[rows[0]]],
         "rank": (rows[1] + 1).astype(np.int16),
         "item_id": item_ids[items[filled]],
         "score": scores[filled],
-        "title": _titles(*spec.train)[items[filled]],
+        "title": titles(spec.train, len(item_ids))[items[filled]],
     })
     result: dict[str, Any] = {"users": int(len(users)), "cold": int(len(cold_users))}
     if spec.posterior is not None:  # bpmf: the predictive standard deviation of each listed rating
@@ -182,40 +175,18 @@ def score_part(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, s
     return result
 
 
-def _unknown_users_part(unknown: np.ndarray, spec: ScoreSpec, item_ids: np.ndarray, train: Dataset,
+def _unknown_users_part(unknown: np.ndarray, spec: ScoreSpec, item_ids: np.ndarray,
                         results: list[dict[str, Any]]) -> pd.DataFrame:
     """The part of listed users the model has never seen: the cold-start list for each, written by the driver."""
     known = spec.cold_items[spec.cold_items >= 0]
-    with train.open_file("items.parquet") as fh:
-        titles = read_table(fh, columns=["title"]).column("title").to_numpy(zero_copy_only=False)
+    names = titles(spec.train, len(item_ids))
     frame = pd.DataFrame({
         "user_id": np.repeat(np.asarray(unknown), len(known)),
         "rank": np.tile(np.arange(1, len(known) + 1, dtype=np.int16), len(unknown)),
         "item_id": np.tile(item_ids[known], len(unknown)),
         "score": np.tile(spec.cold_scores[:len(known)], len(unknown)),
-        "title": np.tile(titles[known].astype(object), len(unknown)),
+        "title": np.tile(names[known], len(unknown)),
     })
     if spec.posterior is not None:  # a user the model has never seen: each item's spread alone (any block says it)
         frame["std"] = np.tile(results[0]["cold_std"], len(unknown))
     return frame
-
-
-def _digest(train: Dataset) -> str:
-    return train.fingerprint()["files_sha256"]
-
-
-# A worker scores many blocks of one model: its ids and the titles are read once per process, keyed by what
-# identifies their content (a rewritten model or dataset at the same URL is read again).
-@functools.lru_cache(maxsize=4)
-def _ids_of(url: str, side: str, sha256: str) -> np.ndarray:
-    return SavedModel(url).ids(side)
-
-
-def _model_ids(url: str, side: str) -> np.ndarray:
-    return _ids_of(url, side, SavedModel(url).files[f"{side}_ids.parquet"])
-
-
-@functools.lru_cache(maxsize=2)
-def _titles(url: str, digest: str) -> np.ndarray:
-    with Dataset.open(url).open_file("items.parquet") as fh:
-        return read_table(fh, columns=["title"]).column("title").to_numpy(zero_copy_only=False).astype(object)

@@ -16,6 +16,7 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_dist.executors": 4,
     "recsys_dist.train": 5, "recsys_dist.pipeline": 5, "recsys_dist.bench": 5, "recsys_dist.batch": 5,
     "recsys_dist.user_jobs": 5, "recsys_dist.estimators": 5, "recsys_dist.similar_job": 5,
+    "recsys_dist.scoring": 5, "recsys_dist.model_blocks": 4,  # model_blocks: tasks reading a saved model where they run
     "recsys_dist.tuning": 5,  # the search drives train, batch and pipeline
     "recsys_dist.report": 6, "recsys_dist.explore": 6,  # views over every job's outputs; only cli imports them
     "recsys_dist.cli": 6, "recsys_dist.cli_flags": 6, "recsys_dist.cli_jobs": 6, "recsys_dist.__main__": 7, "recsys_dist": 0,
