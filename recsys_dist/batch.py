@@ -1,9 +1,10 @@
-"""Batch jobs over a saved model: evaluate (rating and ranking metrics; score, top-K to Parquet, is scoring.py).
+"""Batch jobs over a saved model: evaluate (rating and ranking metrics); score, top-K to Parquet, is scoring.py.
 
-Top-K for many users is a map over user blocks on the configured engine: each task holds
-its block's training ratings (the items not to recommend again), takes the broadcast item
-matrix and its own users' rows, and returns only K items and scores per user. The full
-users x items score matrix exists nowhere; the driver writes or reduces the small results.
+The ranking metrics are a map over user blocks on the configured engine: each task holds its block's
+training ratings (the items not to recommend again), reads its users' rows from the saved model where it
+runs, takes the ranking item matrix (made on the workers, ``model_blocks``), ranks every item for its
+users and returns only sums (hits, gains, AUC), which the driver reduces. No users x items matrix and no
+top-K list travels; only the rating metrics of the rating kinds load the model into the driver.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import pandas as pd
 
 from recsys_dist import progress
 from recsys_dist.blocking import block_bounds
-from recsys_dist.checkpoint import load_model, write_json
+from recsys_dist.checkpoint import SavedModel, load_model, write_json
 from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, ScoreConfig
 from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
+from recsys_dist.data.ids import lookup
 from recsys_dist.errors import DataError
-from recsys_dist.evaluate import calibration, ranking_metrics, rating_metrics
+from recsys_dist.evaluate import calibration, finish_ranking, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
+from recsys_dist.model_blocks import load_model_blocks
 from recsys_dist.recommend import rank_block, score_block
 
 
@@ -50,11 +53,9 @@ def training_data_of(config: dict[str, Any], shape: tuple[int, int], model_url: 
 
 
 def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, allowed: np.ndarray | None,
-                wanted: np.ndarray | None, block_users: int, label: str = "scoring",
-                relevant: tuple[np.ndarray, np.ndarray] | None = None) -> list[Any]:
-    """Top-k of the ``wanted`` users (all when None) without their training items, block by block on the engine;
-    ``label`` names the pass on the progress bar. With ``relevant`` (a CSR of relevant items over all users),
-    each block also returns its users' AUC and reciprocal rank (``recommend.rank_block``)."""
+                wanted: np.ndarray | None, block_users: int) -> list[Any]:
+    """Top-k of the ``wanted`` users (all when None) of a model in memory without their training items, block
+    by block on the engine, returned to the caller (bench's scoring rate; the jobs use ``scoring``)."""
     with make_executor(engine) as ex:
         n_users = len(model.user_ids_)
         n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
@@ -64,40 +65,41 @@ def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, a
         ex.new_matrix("user", *model.user_matrix_.shape)[...] = model.user_matrix_
         ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.ranking_item_matrix()
         users = n_users if wanted is None else len(wanted)
-        with progress.bar(f"{label} {users} users, top {k}", len(args)):
-            if relevant is not None:
-                return ex.map_blocks("user", rank_block, "item", "user",
-                                     (float(model.mu_), k, wanted, *relevant, ex.task_threads))
+        with progress.bar(f"scoring {users} users, top {k}", len(args)):
             return ex.map_blocks("user", score_block, "item", "user",
                                  (float(model.mu_), k, allowed, wanted, ex.task_threads))
 
 
 def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -> dict[str, Any]:
-    """Rating and ranking metrics of a saved model on a dataset, matched through original ids."""
+    """Rating and ranking metrics of a saved model on a dataset, matched through original ids. The ranking
+    metrics are block sums reduced here, the model read by the block tasks where they run; only the rating
+    metrics (of the rating kinds) load the model's matrices into this process."""
     if not cfg.model or not cfg.data:
         raise DataError("evaluate needs --model DIR and --data DATASET")
-    model = load_model(cfg.model)
+    saved = SavedModel(cfg.model)
+    model_ids = {side: saved.ids(side) for side in ("user", "item")}
     raw_users, raw_items, users, items, rating = [], [], [], [], []
     for url in cfg.data:  # each part through its own id maps: parts need not share them
         ds = Dataset.open(url)
         ratings = ds.read_all()
         raw_users.append(ds.user_index().to_raw(ratings.user_idx))
-        users.append(model.user_index(raw_users[-1]))
+        users.append(lookup(model_ids["user"], raw_users[-1]))
         raw_items.append(ds.item_index().to_raw(ratings.item_idx))
-        items.append(model.item_index(raw_items[-1]))
+        items.append(lookup(model_ids["item"], raw_items[-1]))
         rating.append(ratings.rating)
     users, items, rating = np.concatenate(users), np.concatenate(items), np.concatenate(rating)
     # cold = no training rating, not "not in the id map": split parts keep the parent's maps, so a
     # test-only user has an index (and a zero row) in the model; -1 marks both kinds of unknown
     # genre_als predicts an unrated item from its own (genre) row, and an unrated user from theirs (demographics)
     mapped_users, mapped_items = users.copy(), items.copy()
-    for idx, counts in ((users, model.user_counts_), (items, model.item_counts_)):
+    for idx, counts in ((users, saved.counts("user")), (items, saved.counts("item"))):
         if counts is not None:
             idx[(idx >= 0) & (counts[np.maximum(idx, 0)] == 0)] = -1
     cold = (users < 0) | (items < 0)
     scored = ~cold if cfg.cold == "exclude" else np.ones(len(rating), bool)
-    result: dict[str, Any] = {"kind": model.kind}
-    if model.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
+    result: dict[str, Any] = {"kind": saved.kind}
+    if saved.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
+        model = load_model(cfg.model)
         predicted_items = mapped_items if model.predicts_unrated_items else items
         predicted_users = mapped_users if model.predicts_unrated_users else users
         predicted = model.predict_idx(predicted_users[scored], predicted_items[scored])
@@ -105,23 +107,24 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
         if model.posterior is not None:  # bpmf: how often the truth is inside the predictive intervals
             result["calibration"] = calibration(predicted, model.predict_std_idx(users[scored], items[scored]),
                                                 rating[scored])
+        del model
     raw_users, raw_items = np.concatenate(raw_users), np.concatenate(raw_items)
     result.update(model=str(cfg.model), data=" ".join(map(str, cfg.data)), cold_policy=cfg.cold,
                   cold_ratings=int(cold.sum()), unknown_users=int(len(pd.unique(raw_users[users < 0]))),
                   unknown_items=int(len(pd.unique(raw_items[items < 0]))))
-    result["ranking"] = _ranking(model, users, items, rating, cfg, engine)
+    result["ranking"] = _ranking(saved, users, items, rating, cfg, engine)
     if cfg.out:
         write_json(cfg.out, "metrics.json", result)
     return result
 
 
-def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.ndarray, cfg: EvaluateConfig,
+def _ranking(saved: SavedModel, users: np.ndarray, items: np.ndarray, rating: np.ndarray, cfg: EvaluateConfig,
              engine: EngineConfig) -> dict[str, Any]:
     """Top-K over all items but each user's training items, scored against the relevant test items."""
     relevant = (rating >= cfg.relevance) & (users >= 0) & (items >= 0)
     order = np.lexsort((items[relevant], users[relevant]))
     rel_users, rel_items = users[relevant][order], items[relevant][order]
-    evaluated, starts = np.unique(rel_users, return_index=True)
+    evaluated = np.unique(rel_users)
     if not (rating >= cfg.relevance).any():
         raise DataError(f"{' '.join(cfg.data)}: no rating is >= the relevance threshold {cfg.relevance:g}, so no ranking "
                         f"metric can be computed; lower --relevance (ratings here are at most "
@@ -129,21 +132,22 @@ def _ranking(model: ALSModel, users: np.ndarray, items: np.ndarray, rating: np.n
     if not len(evaluated):
         return {"relevance": cfg.relevance, "users": 0, "at": {}, "mrr": None, "auc": None,
                 "note": "every relevant rating is of a user or item without training ratings (cold)"}
-    relevant_lists = np.split(rel_items, starts[1:]) if len(evaluated) else []
-    train = training_data(model, cfg.model, cfg.train)
-    wanted = np.zeros(len(model.user_ids_), bool)
+    n_users, n_items = saved.n_rows["user"], saved.n_rows["item"]
+    train = training_data_of(saved.config, (n_users, n_items), cfg.model, cfg.train)
+    wanted = np.zeros(n_users, bool)
     wanted[evaluated] = True
-    rel_indptr = np.zeros(len(model.user_ids_) + 1, np.int64)
+    rel_indptr = np.zeros(n_users + 1, np.int64)
     np.add.at(rel_indptr, rel_users + 1, 1)
     rel_indptr = np.cumsum(rel_indptr)
-    blocks = block_top_k(model, train, engine, max(cfg.k), None, wanted, ScoreConfig().block_users, "ranking",
-                         (rel_indptr, np.ascontiguousarray(rel_items, np.int32)))
-    got_users = np.concatenate([b[0] for b in blocks])
-    assert np.array_equal(got_users, evaluated), "blocks returned other users than asked"
-    recommended = np.concatenate([b[1] for b in blocks]) if blocks else np.empty((0, max(cfg.k)), np.int32)
-    metrics = ranking_metrics(recommended, relevant_lists, sorted(set(cfg.k)), len(model.item_ids_))
-    auc, rr = (np.concatenate([b[i] for b in blocks]) for i in (3, 4))
-    return {"relevance": cfg.relevance, "users": int(len(evaluated)), "at": metrics,
-            # a user whose every candidate is relevant has no AUC: averaged over the others
-            "mrr": float(np.nanmean(rr)) if len(rr) else float("nan"),
-            "auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan")}
+    ks = sorted(set(cfg.k))
+    with make_executor(engine) as ex:
+        n_blocks = load_model_blocks(ex, saved, train.url, ScoreConfig().block_users, engine.name == "inprocess")
+        with progress.bar(f"ranking {len(evaluated)} users, top {max(ks)}", n_blocks):
+            blocks = ex.map_blocks("user", rank_block, "item", "user",
+                                   (saved.mu, max(ks), wanted, rel_indptr, np.ascontiguousarray(rel_items, np.int32),
+                                    ks, n_items, ex.task_threads))
+    assert sum(b["users"] for b in blocks) == len(evaluated), "blocks ranked other users than asked"
+    (auc, auc_n), (rr, rr_n) = (np.sum([b[m] for b in blocks], axis=0) for m in ("auc", "rr"))
+    return {"relevance": cfg.relevance, "users": int(len(evaluated)),
+            "at": finish_ranking([b["at"] for b in blocks], ks, n_items),
+            "mrr": float(rr / rr_n) if rr_n else float("nan"), "auc": float(auc / auc_n) if auc_n else float("nan")}

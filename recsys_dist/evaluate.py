@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -40,6 +42,15 @@ def ranking_metrics(recommended: np.ndarray, relevant: list[np.ndarray], ks: lis
     relevant[u] lists user u's relevant items. Gains are binary: DCG = sum_j rel_j / log2(j + 2),
     NDCG divides by the DCG of an ideal list; AP@K = sum_j P@(j+1) rel_j / min(K, |relevant|).
     """
+    return finish_ranking([ranking_sums(recommended, relevant, ks, n_items)], ks, n_items)
+
+
+RANKING_SUMS = ("precision", "recall", "ndcg", "map", "hit_rate")
+
+
+def ranking_sums(recommended: np.ndarray, relevant: list[np.ndarray], ks: list[int], n_items: int) -> dict[str, Any]:
+    """``ranking_metrics`` of some users as sums to reduce over blocks of users (``finish_ranking``): per K,
+    each metric summed over the users with a relevant item, their number, and the items shown."""
     n_users, k_max = recommended.shape
     sizes = np.array([len(np.unique(r)) for r in relevant], np.int64)
     keys = [u * np.int64(n_items) + np.unique(np.asarray(r, np.int64)) for u, r in enumerate(relevant)]
@@ -48,7 +59,7 @@ def ranking_metrics(recommended: np.ndarray, relevant: list[np.ndarray], ks: lis
     hits = np.isin(rec_keys, rel_keys) & (recommended >= 0)
     users = sizes > 0
     discount = 1.0 / np.log2(np.arange(k_max) + 2.0)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, Any] = {}
     for k in ks:
         if k > k_max:
             raise ValueError(f"K={k} exceeds the {k_max} recommendations computed")
@@ -59,12 +70,22 @@ def ranking_metrics(recommended: np.ndarray, relevant: list[np.ndarray], ks: lis
         precision_at = np.cumsum(h, axis=1) / np.arange(1, k + 1)
         shown = recommended[:, :k]
         out[str(k)] = {
-            "precision": float(np.mean(found / k)) if users.any() else float("nan"),
-            "recall": float(np.mean(found / n_rel)) if users.any() else float("nan"),
-            "ndcg": float(np.mean((h * discount[:k]).sum(axis=1) / ideal)) if users.any() else float("nan"),
-            "map": float(np.mean((precision_at * h).sum(axis=1) / np.minimum(n_rel, k))) if users.any() else float("nan"),
-            "hit_rate": float(np.mean(found > 0)) if users.any() else float("nan"),
-            "coverage": float(len(np.unique(shown[shown >= 0])) / n_items),
-            "users": int(users.sum()),
+            "precision": float(np.sum(found / k)), "recall": float(np.sum(found / n_rel)),
+            "ndcg": float(np.sum((h * discount[:k]).sum(axis=1) / ideal)),
+            "map": float(np.sum((precision_at * h).sum(axis=1) / np.minimum(n_rel, k))),
+            "hit_rate": float(np.sum(found > 0)), "users": int(users.sum()),
+            "shown": np.unique(shown[shown >= 0]).astype(np.int32),
         }
+    return out
+
+
+def finish_ranking(sums: list[dict[str, Any]], ks: list[int], n_items: int) -> dict[str, dict[str, float]]:
+    """The metrics of ``ranking_metrics`` from the ``ranking_sums`` of every block of users."""
+    out: dict[str, dict[str, float]] = {}
+    for k in ks:
+        parts = [s[str(k)] for s in sums]
+        n = sum(p["users"] for p in parts)
+        shown = np.unique(np.concatenate([p["shown"] for p in parts])) if parts else np.empty(0, np.int32)
+        out[str(k)] = {**{m: sum(p[m] for p in parts) / n if n else float("nan") for m in RANKING_SUMS},
+                       "coverage": float(len(shown) / n_items), "users": int(n)}
     return out

@@ -1,6 +1,7 @@
-"""What block tasks of the serving jobs (score, similar-items) read where they run: a saved model's ids and
-the catalogue's titles, read once per process and kept while their content is the same, and the loader of
-a side that only holds a matrix."""
+"""A saved model on an engine's workers, for the jobs that serve it (score, similar-items, evaluate): its
+user blocks and factor rows, and the ranking item matrix, each made where its block lives
+(``load_model_blocks``); and what their block tasks read there: the model's ids and the catalogue's titles,
+read once per process and kept while their content is the same."""
 
 from __future__ import annotations
 
@@ -8,11 +9,46 @@ import functools
 
 import numpy as np
 
-from recsys_dist.blocking import InBlock
-from recsys_dist.checkpoint import SavedModel
+from typing import Any
+
+from recsys_dist import progress
+from recsys_dist.blocking import InBlock, block_bounds
+from recsys_dist.checkpoint import SavedModel, model_rows
+from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.parquet_read import read_table
 from recsys_dist.errors import DataError
+from recsys_dist.model import rank_shrink
+
+
+def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: int, in_process: bool) -> int:
+    """Put ``saved`` on the executor ``ex``: the user blocks of its training data (each user's items, which
+    top-K excludes) with sharded matrix ``user``, the user rows read from the model where each block lives,
+    and an item side of rows only with sharded matrix ``item``, the ranking item matrix (``ranking_rows``).
+    Returns the number of user blocks: ``block_users`` users each, at least two per worker. ``in_process``:
+    the tasks run in this process (the inprocess engine), so they can read a memory:// model."""
+    if not in_process and saved.url.startswith("memory://"):  # memory:// is this process's alone
+        raise DataError(f"{saved.url}: a memory:// model is in this process alone, and the engine's workers read "
+                        "it themselves; save it to a path or object store, or use --engine inprocess")
+    n_users, n_items = saved.n_rows["user"], saved.n_rows["item"]
+    n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
+    args = [(train_url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
+    with progress.bar("building user blocks", len(args)):
+        ex.load_blocks("user", load_user_block, args)
+    ex.load_blocks("item", rows_only_block,
+                   [(b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_items, max(1, ex.n_workers)))])
+    ex.new_sharded("user", "user", saved.n_cols("user"), model_rows, (saved.url, "user"))
+    ex.new_sharded("item", "item", saved.n_cols("item"), ranking_rows, (saved.url,))
+    return n_blocks
+
+
+def ranking_rows(lo: int, hi: int, url: str) -> np.ndarray:
+    """Sharded-matrix init: rows lo..hi-1 of the item matrix top-K ranks with (``ALSModel.ranking_item_matrix``)."""
+    saved = SavedModel(url)
+    rows = saved.rows("item", lo, hi)
+    counts = saved.counts("item")
+    shrink = rank_shrink(saved.kind, saved.config, None if counts is None else counts[lo:hi])
+    return rows if shrink is None else (rows * shrink[:, None]).astype(np.float32)
 
 
 def rows_only_block(block_id: int, lo: int, hi: int) -> InBlock:

@@ -6,9 +6,12 @@ scoring task can run them on a block of users wherever an executor puts it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from recsys_dist.blocking import InBlock
+from recsys_dist.evaluate import ranking_sums
 from recsys_dist.kernels.row_threads import set_threads
 from recsys_dist.kernels.topk import rank_stats_rows, topk_rows
 
@@ -68,24 +71,28 @@ def block_top_k_rows(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndar
 
 
 def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
-               wanted: np.ndarray, rel_indptr: np.ndarray, rel_indices: np.ndarray,
-               threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Executor task of evaluation: ``score_block``'s top-k of the wanted users plus, from their whole
-    ranked lists, AUC and reciprocal rank against their relevant items (``rel_indptr``/``rel_indices``:
-    a CSR over all users of the model). Returns (users, items, scores, auc, reciprocal rank)."""
-    users, items, scores = score_block(block, item_matrix, user_rows, mu, k, None, wanted, threads)
+               wanted: np.ndarray, rel_indptr: np.ndarray, rel_indices: np.ndarray, ks: list[int], n_items: int,
+               threads: int) -> dict[str, Any]:
+    """Executor task of evaluation: the wanted users' top-k (``score_block``) scored against their relevant
+    items (``rel_indptr``/``rel_indices``: a CSR over all users of the model) as ``evaluate.ranking_sums``,
+    and from their whole ranked lists AUC and reciprocal rank, summed; only the sums travel back (reduced
+    by ``evaluate.finish_ranking``)."""
+    users, items, _ = score_block(block, item_matrix, user_rows, mu, k, None, wanted, threads)
     _, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu,
                                                             np.asarray(wanted[block.lo:block.hi], bool))
     counts = rel_indptr[users + 1] - rel_indptr[users]
     sub_indptr = np.zeros(len(users) + 1, np.int64)
     np.cumsum(counts, out=sub_indptr[1:])
-    sub = np.concatenate([rel_indices[rel_indptr[u]:rel_indptr[u + 1]] for u in users]) if len(users) else \
-        np.empty(0, np.int32)
+    relevant = [rel_indices[rel_indptr[u]:rel_indptr[u + 1]] for u in users]
+    sub = np.concatenate(relevant) if len(users) else np.empty(0, np.int32)
     auc, rr = np.empty(len(users)), np.empty(len(users))
     rank_stats_rows(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias,
                     item_matrix[:, -1].astype(np.float64), indptr, indices, sub_indptr,
                     np.ascontiguousarray(sub, np.int32), auc, rr)
-    return users, items, scores, auc, rr
+    # a user whose every candidate is relevant has no AUC: averaged over the others
+    return {"users": int(len(users)), "at": ranking_sums(items, relevant, ks, n_items),
+            "auc": (float(np.nansum(auc)), int(np.isfinite(auc).sum())),
+            "rr": (float(np.nansum(rr)), int(np.isfinite(rr).sum()))}
 
 
 def _block_queries(block: InBlock, user_rows: np.ndarray, mu: float, keep: np.ndarray | None):  # noqa: ANN202

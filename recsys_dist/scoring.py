@@ -19,18 +19,17 @@ import pandas as pd
 
 from recsys_dist import progress
 from recsys_dist.batch import training_data_of
-from recsys_dist.blocking import InBlock, block_bounds
-from recsys_dist.checkpoint import SavedModel, model_rows
+from recsys_dist.blocking import InBlock
+from recsys_dist.checkpoint import SavedModel
 from recsys_dist.config import EngineConfig, FilterConfig, ScoreConfig
-from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.ids import lookup
 from recsys_dist.data.item_filters import item_mask
 from recsys_dist.data.recommendations import RecommendationWriter, read_ids, write_part
 from recsys_dist.errors import DataError
 from recsys_dist.executors import make_executor
 from recsys_dist.kernels.row_threads import set_threads
-from recsys_dist.model import cold_start_lists, rank_shrink, uses_counts
-from recsys_dist.model_blocks import model_ids, rows_only_block, titles, titles_source
+from recsys_dist.model import cold_start_lists, uses_counts
+from recsys_dist.model_blocks import load_model_blocks, model_ids, titles, titles_source
 from recsys_dist.models.bpmf import predictive_std
 from recsys_dist.recommend import block_top_k_rows
 
@@ -69,22 +68,11 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
         idx = lookup(user_ids, listed)
         asked, unknown = np.unique(idx[idx >= 0]), pd.unique(listed[idx < 0])
         del user_ids
-    # memory:// lives in one process: the workers cannot read a model there, nor write parts there
-    multi_process = engine.name != "inprocess"
-    if multi_process and str(cfg.model).startswith("memory://"):
-        raise DataError(f"{cfg.model}: a memory:// model is in this process alone, and the {engine.name} engine's "
-                        "workers read it themselves; save it to a path or object store, or use --engine inprocess")
+    multi_process = engine.name != "inprocess"  # memory:// is this process's alone: the client writes there
     writer = RecommendationWriter(cfg.out)
     try:
         with make_executor(engine) as ex:
-            n_blocks = max(-(-n_users // cfg.block_users), 2 * ex.n_workers)
-            args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
-            with progress.bar("building user blocks", len(args)):
-                ex.load_blocks("user", load_user_block, args)
-            ex.load_blocks("item", rows_only_block,
-                           [(b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_items, max(1, ex.n_workers)))])
-            ex.new_sharded("user", "user", saved.n_cols("user"), model_rows, (saved.url, "user"))
-            ex.new_sharded("item", "item", saved.n_cols("item"), ranking_rows, (saved.url,))
+            n_blocks = load_model_blocks(ex, saved, train.url, cfg.block_users, not multi_process)
             item_counts = saved.counts("item")
             item_term = None
             if not uses_counts(saved.kind, item_counts):  # cold users ranked by the item term: the last column
@@ -96,7 +84,7 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
                              saved.mu, cfg.k, allowed, asked, saved.kind == "genre_als" and
                              "demographic_embedding" in saved.config, cold_items[0], cold_scores[0],
                              saved.config.get("posterior"))
-            with progress.bar(f"scoring {n_users if asked is None else len(asked)} users, top {cfg.k}", len(args)):
+            with progress.bar(f"scoring {n_users if asked is None else len(asked)} users, top {cfg.k}", n_blocks):
                 results = ex.map_blocks("user", score_part, "item", "user", (spec, ex.task_threads))
         for block, result in enumerate(results):
             part = result["part"]
@@ -114,15 +102,6 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
     except BaseException:
         writer.abort()
         raise
-
-
-def ranking_rows(lo: int, hi: int, url: str) -> np.ndarray:
-    """Sharded-matrix init: rows lo..hi-1 of the item matrix top-K ranks with (``ALSModel.ranking_item_matrix``)."""
-    saved = SavedModel(url)
-    rows = saved.rows("item", lo, hi)
-    counts = saved.counts("item")
-    shrink = rank_shrink(saved.kind, saved.config, None if counts is None else counts[lo:hi])
-    return rows if shrink is None else (rows * shrink[:, None]).astype(np.float32)
 
 
 def last_column(_block: InBlock, _src: None, own_rows: np.ndarray) -> np.ndarray:

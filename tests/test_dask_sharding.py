@@ -2,6 +2,7 @@
 same result; a worker killed mid-half-step is survived from the rows' lineage with the same result."""
 
 import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -77,7 +78,9 @@ def _arrays_reachable_from(root, limit=200_000):
     seen, stack, arrays = set(), [root], []
     while stack and len(seen) < limit:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (type, type(gc))):
+        # type(), not isinstance: isinstance on a dead weakref proxy raises ReferenceError (a proxy is not a
+        # strong reference anyway)
+        if id(obj) in seen or type(obj) in weakref.ProxyTypes or isinstance(obj, (type, type(gc))):
             continue
         seen.add(id(obj))
         if isinstance(obj, np.ndarray):
