@@ -32,7 +32,7 @@ def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, root.rstrip("/")
 
 
-def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> str:
+def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes | memoryview) -> str:
     tmp = f"{path}.tmp"
     try:
         with fs.open(tmp, "wb") as fh:
@@ -48,10 +48,10 @@ def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _npy(array: np.ndarray) -> bytes:
+def _npy(array: np.ndarray) -> memoryview:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
+    return buf.getbuffer()  # not getvalue(): no second copy of a file that can be tens of MB
 
 
 def _parquet(column: str, values: np.ndarray) -> bytes:
@@ -100,11 +100,12 @@ def finish_model(url: str, kind: str, mu: float, n_factors: int, user_ids: np.nd
     of each matrix file already written: ``user_matrix.npy``, or the ``write_rows_part`` parts of a model
     written block by block where its blocks live)."""
     fs, root = _fs(url)
-    files = {"user_ids.parquet": _parquet("user_id", user_ids), "item_ids.parquet": _parquet("item_id", item_ids)}
-    for side, side_counts in counts.items():
-        if side_counts is not None:
-            files[f"{side}_counts.npy"] = _npy(np.asarray(side_counts, np.int64))
-    sums = {**matrix_files, **{name: _put(fs, f"{root}/{name}", data) for name, data in files.items()}}
+    # made and written one at a time: at 4 M users each is tens of MB, and the client holds one at most
+    files = {"user_ids.parquet": lambda: _parquet("user_id", user_ids),
+             "item_ids.parquet": lambda: _parquet("item_id", item_ids),
+             **{f"{side}_counts.npy": (lambda c=side_counts: _npy(np.asarray(c, np.int64)))
+                for side, side_counts in counts.items() if side_counts is not None}}
+    sums = {**matrix_files, **{name: _put(fs, f"{root}/{name}", make()) for name, make in files.items()}}
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "mu": mu, "n_factors": n_factors,
             "n_users": len(user_ids), "n_items": len(item_ids), "config": config,
             "rating_scale": None if rating_scale is None else list(rating_scale), "files": sums, **(extra or {})}

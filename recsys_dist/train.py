@@ -240,10 +240,10 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                 break
         config.update(getattr(steps, "model_extras", dict)())  # what a kind learns beside the matrices
         # the blocks already counted each row's ratings; read the data again only for a side not loaded (bpr)
-        row_counts = ((counts["user"].astype(np.int64), counts["item"].astype(np.int64))
-                      if set(counts) >= {"user", "item"} else train.rating_counts())
+        row_counts = ((counts["user"], counts["item"]) if set(counts) >= {"user", "item"}
+                      else train.rating_counts())
         scale = train.rating_scale[:2]
-        if sharded and not in_memory:
+        if sharded and not in_memory:  # (finish_model widens the counts to int64 one side at a time)
             final = _block_metrics(ex, train, train_cfg.test, mu, model_cfg.kind, config, scale,
                                    n_blocks["user"]) if final_metrics and not ranking else {}
             if save_to:
@@ -251,7 +251,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                                   scale)
             return TrainResult(None, history, ex.describe(), setup, final)
         model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, scale, steps=steps)
-        model.user_counts_, model.item_counts_ = row_counts
+        model.user_counts_, model.item_counts_ = (np.asarray(c, np.int64) for c in row_counts)
         engine = ex.describe()
     return _kept(model, history, engine, setup, train, train_cfg.test, save_to, final_metrics and not ranking)
 
