@@ -1,5 +1,6 @@
 """Top-K selection equals an argsort reference; the model API respects exclusions and filters."""
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -27,6 +28,34 @@ def test_recommend_topk_kernel_equals_argsort_reference(seed, k, ties, n_items):
     reference.topk_rows(queries, items, qb, ib, allowed, indptr, indices, k, *want)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_recommend_topk_kernel_gives_any_block_of_users_the_bits_the_whole_gets(rng, threads):
+    # a rank and counts that fill no vector evenly; each block puts its users on other rows and threads
+    n_q, n_items, f, k = 23, 101, 37, 7
+    queries = rng.normal(size=(n_q, f)).astype(np.float32)
+    items = rng.normal(size=(n_items, f)).astype(np.float32)
+    qb, ib = rng.normal(size=n_q), rng.normal(size=n_items)
+    allowed = rng.random(n_items) > 0.1
+    exclude = [rng.choice(n_items, rng.integers(0, 20), replace=False) for _ in range(n_q)]
+
+    def top(rows):
+        indptr, indices = lists_to_csr([exclude[r] for r in rows], len(rows))
+        out = np.empty((len(rows), k), np.int32), np.empty((len(rows), k), np.float32)
+        topk.topk_rows(queries[rows], items, qb[rows], ib, allowed, indptr, indices, k, *out)
+        return out
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        whole = top(np.arange(n_q))
+        for rows in (np.arange(3, 14), np.array([22]), rng.permutation(n_q)):
+            part = top(rows)
+            np.testing.assert_array_equal(part[0], whole[0][rows])
+            np.testing.assert_array_equal(part[1], whole[1][rows])
+    finally:
+        numba.set_num_threads(before)
 
 
 def _model(rng, n_users=6, n_items=9, rank=3):
