@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_dist.kernels import als, implicit_als
+from recsys_dist.kernels import als, als_narrow, implicit_als
 
 
 def _data(rank: int, seed: int = 0):
@@ -67,8 +67,8 @@ def _run(kind: str, rank: int, layout: tuple[str, ...] | None, gap: int) -> np.n
         implicit_als._cg_rows(0, len(prev), indptr, indices, values, b["src"], prev, gram, 1.0, 2.0, False, False,
                               0.05, True, 3, b["out"], b["loss"], b["x"], b["w"], b["vecs"])
     elif kind == "narrow":
-        als._cg_rows_narrow(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3,
-                            b["out"], b["loss"], b["x"], b["w"], b["z"], b["vecs"])
+        als_narrow.cg_rows_narrow(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3,
+                                   b["out"], b["loss"], b["x"], b["w"], b["z"], b["vecs"])
     else:
         als._cg_rows(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3, b["out"],
                      b["loss"], b["x"], b["w"], b["vecs"])

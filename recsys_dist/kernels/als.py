@@ -23,6 +23,8 @@ from numba import njit, prange
 
 from recsys_dist.kernels.row_threads import run_rows
 
+from recsys_dist.kernels.als_narrow import NARROW_COLS, cg_rows_narrow
+from recsys_dist.kernels.cg import cg_update
 from recsys_dist.kernels.prefetch import prefetch_row
 
 
@@ -274,22 +276,13 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     # one gather buffer per kernel thread, made once per call: allocating per row or range costs page
     # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh)
     if n_cols <= NARROW_COLS:
-        run_rows(_cg_rows_narrow, indptr, args,
+        run_rows(cg_rows_narrow, indptr, args,
                  lambda: (np.empty((n_cols, longest), np.float32), np.empty(longest, np.float32),
                           np.empty(longest, np.float32), np.empty((5, n_cols), np.float32)))
     else:
         run_rows(_cg_rows, indptr, args, lambda: (np.empty((longest, n_cols - 1), np.float32),
                                                   np.empty(longest, np.float32), np.empty((4, n_cols), np.float32)))
     return -1
-
-
-# Up to this many columns (rank 20) CG runs on the gathered rows transposed, ``_cg_rows_narrow``: a row of
-# 11 floats is too short for the vectoriser, so the dot products of ``_cg_rows`` ran nearly scalar, while
-# over a column of the row's ratings every loop is long and unit-stride. Kernel only, one thread
-# (jobs/bench_kernel.py): rank 10 21.5 -> 16.1-17.4 ns per rating (a CG step 3.6 -> 1.8 ns), rank 20
-# 26.4 -> 24.4; at rank 32 the row layout is faster (30.0 against 42.0).
-NARROW_COLS = 21
-NARROW_AHEAD = 32  # ratings ahead for narrow rows (1-2 cache lines each): 32 measured best of 8-64 at rank 10 and 20
 
 
 PREFETCH_AHEAD = 8  # ratings ahead (each 5 cache lines at rank 64): 4-8 measured best, 16-32 slower
@@ -346,22 +339,9 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weig
             if rs <= 1e-20:
                 break
             _apply32(x, n, k, lam, lam_b, p, w)
-            pw = np.float32(0.0)
-            for c in range(n_cols):
-                pw += p[c] * w[c]
-            if pw <= 0.0:
+            rs = cg_update(sol, res, p, w, rs, n_cols)
+            if rs < 0.0:
                 break
-            alpha = rs / pw
-            for c in range(n_cols):
-                sol[c] += alpha * p[c]
-                res[c] -= alpha * w[c]
-            rs_new = np.float32(0.0)
-            for c in range(n_cols):
-                rs_new += res[c] * res[c]
-            beta = rs_new / rs
-            for c in range(n_cols):
-                p[c] = res[c] + beta * p[c]
-            rs = rs_new
         sse = 0.0
         for q in range(n):
             pred = sol[k]
@@ -372,102 +352,6 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weig
         row_sse[r] = sse
         for c in range(n_cols):
             out[r, c] = sol[c]
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _cg_rows_narrow(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse,
-                    xt, t, z, vecs):
-    """``_cg_rows`` for narrow rows: the row's gathered features f_q = [y_q, 1] are the columns of xt
-    [K, longest], so each product F v (one value per rating, in z) and F^T z (one per column) is a loop
-    over the ratings. t [longest] keeps the targets, vecs [5, K] holds the CG vectors and the penalty.
-    The sums run in the same order whatever the block, thread or buffers (STABLE_SUMS)."""
-    n_cols = src.shape[1]
-    k = n_cols - 1
-    sol, res, p, w, lam_v = vecs[0], vecs[1], vecs[2], vecs[3], vecs[4]
-    last = indptr[hi]
-    xt[k, :] = 1.0  # every f_q's last feature, written once
-    for q in range(indptr[lo], min(indptr[lo] + NARROW_AHEAD, last)):
-        prefetch_row(src, indices[q], n_cols)
-    for r in range(lo, hi):
-        start, end = indptr[r], indptr[r + 1]
-        n = end - start
-        if n == 0:
-            out[r, :] = 0.0
-            row_sse[r] = 0.0
-            continue
-        for pos in range(start, end):  # the one pass over src: gather y_q into column q, keep t_q
-            if pos + NARROW_AHEAD < last:
-                prefetch_row(src, indices[pos + NARROW_AHEAD], n_cols)
-            j = indices[pos]
-            q = pos - start
-            for c in range(k):
-                xt[c, q] = src[j, c]
-            t[q] = np.float32(values[pos] - mu - src[j, k])
-        scale = float(n) if weighted else 1.0
-        lam = np.float32(reg * scale)
-        lam_b = np.float32(bias_reg * scale)
-        for c in range(n_cols):
-            sol[c] = prev[r, c]
-            lam_v[c] = lam if c < k else lam_b
-        _residuals(xt, t, sol, n, z)  # z = t - F x0
-        for c in range(n_cols):  # res = b - A x0 = F^T z - lam x0
-            acc = np.float32(0.0)
-            for q in range(n):
-                acc += z[q] * xt[c, q]
-            res[c] = acc - lam_v[c] * sol[c]
-            p[c] = res[c]
-        rs = np.float32(0.0)
-        for c in range(n_cols):
-            rs += res[c] * res[c]
-        for _ in range(steps):
-            if rs <= 1e-20:
-                break
-            for q in range(n):  # z = F p
-                z[q] = 0.0
-            for c in range(n_cols):
-                pc = p[c]
-                for q in range(n):
-                    z[q] += xt[c, q] * pc
-            for c in range(n_cols):  # w = A p = F^T z + lam p
-                acc = np.float32(0.0)
-                for q in range(n):
-                    acc += z[q] * xt[c, q]
-                w[c] = acc + lam_v[c] * p[c]
-            pw = np.float32(0.0)
-            for c in range(n_cols):
-                pw += p[c] * w[c]
-            if pw <= 0.0:
-                break
-            alpha = rs / pw
-            for c in range(n_cols):
-                sol[c] += alpha * p[c]
-                res[c] -= alpha * w[c]
-            rs_new = np.float32(0.0)
-            for c in range(n_cols):
-                rs_new += res[c] * res[c]
-            beta = rs_new / rs
-            for c in range(n_cols):
-                p[c] = res[c] + beta * p[c]
-            rs = rs_new
-        _residuals(xt, t, sol, n, z)
-        sse = 0.0
-        for q in range(n):
-            e = float(z[q])
-            sse += e * e
-        row_sse[r] = sse
-        for c in range(n_cols):
-            out[r, c] = sol[c]
-
-
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _residuals(xt, t, x, n, z):
-    """z[q] = t[q] - f_q . x for the n gathered columns of xt, column by column (stores only)."""
-    for q in range(n):
-        z[q] = t[q]
-    for c in range(xt.shape[0]):
-        xc = x[c]
-        for q in range(n):
-            z[q] -= xt[c, q] * xc
 
 
 @njit(cache=True, nogil=True, parallel=True)

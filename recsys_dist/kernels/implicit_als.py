@@ -22,6 +22,7 @@ import numpy as np
 from numba import config, get_thread_id, njit, prange
 
 from recsys_dist.kernels.als import GROUP, _cholesky_solve
+from recsys_dist.kernels.cg import cg_update
 from recsys_dist.kernels.prefetch import prefetch
 from recsys_dist.kernels.row_threads import run_rows
 
@@ -230,22 +231,9 @@ def _cg_rows(lo, hi, indptr, indices, values, src, prev, gram, threshold, alpha,
             if rs <= 1e-20:
                 break
             _apply32(gram, x, w, n, k, lam, p, ap)
-            pap = np.float32(0.0)
-            for c in range(k):
-                pap += p[c] * ap[c]
-            if pap <= 0.0:
+            rs = cg_update(sol, res, p, ap, rs, k)
+            if rs < 0.0:
                 break
-            step = rs / pap
-            for c in range(k):
-                sol[c] += step * p[c]
-                res[c] -= step * ap[c]
-            rs_new = np.float32(0.0)
-            for c in range(k):
-                rs_new += res[c] * res[c]
-            beta = rs_new / rs
-            for c in range(k):
-                p[c] = res[c] + beta * p[c]
-            rs = rs_new
         loss = total
         for c in range(k):
             loss -= float(sol[c]) * (float(b[c]) + float(res[c])) + lam * float(sol[c]) * float(sol[c])
