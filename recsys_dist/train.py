@@ -166,6 +166,8 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
     rank = steps.rank
     # a sharded kind's factors live where its blocks do: the driver sees only block results (and fetch)
     sharded = bool(getattr(steps, "sharded", False))
+    if sharded and engine_cfg.name != "inprocess":
+        _check_block_writable(save_to, train_cfg, engine_cfg.name)
     test_url = train_cfg.test if train_cfg.test and not ranking else ""
     test = Dataset.open(test_url).read_all() if test_url and not sharded else None
     with make_executor(engine_cfg) as ex:
@@ -254,6 +256,16 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         model.user_counts_, model.item_counts_ = (np.asarray(c, np.int64) for c in row_counts)
         engine = ex.describe()
     return _kept(model, history, engine, setup, train, train_cfg.test, save_to, final_metrics and not ranking)
+
+
+def _check_block_writable(save_to: str, train_cfg: TrainConfig, engine: str) -> None:
+    """Stop before any work when a sharded model would be saved or checkpointed to memory:// by workers in other
+    processes: each would write its blocks into a memory:// of its own, and the driver's model would lack them."""
+    for url in dict.fromkeys((save_to, train_cfg.out)):
+        if str(url).startswith("memory://"):
+            raise DataError(f"train.out (--out) {url}: the {engine} engine's workers write the model block by block "
+                            "where the blocks live, and a memory:// URL is one process's alone; save it to a path or "
+                            "object store, or use --engine inprocess")
 
 
 def _kept(model: ALSModel, history: list[dict[str, Any]], engine: str, setup: float, train: Dataset, test_url: str,

@@ -105,3 +105,25 @@ def test_checkpoint_a_full_disk_is_one_line_and_leaves_no_temporary_file(small_s
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "item_matrix" in err[0] and "No space left" in err[0]
     assert not list((tmp_path / "m").rglob("*.tmp")) and not (tmp_path / "m" / "model.json").exists()
+
+
+def test_checkpoint_a_memory_url_model_from_worker_processes_is_refused_before_any_work(small_split):
+    """A sharded model's blocks write their own rows where they live: into a shm worker's memory://, which the
+    driver cannot see. The job stops naming --out instead of printing a model it never saved; the in-process
+    engine, whose blocks live in the driver, saves the same model there whole."""
+    from recsys_dist.config import EngineConfig, ModelConfig, TrainConfig
+    from recsys_dist.errors import DataError
+    from recsys_dist.train import fit
+
+    url = f"memory://models/{uuid.uuid4().hex}"
+    train = TrainConfig(train=str(small_split / "train"), out=url, checkpoint_every=1)
+    for kind in ("als", "implicit_als"):
+        with pytest.raises(DataError, match=r"^train\.out \(--out\) memory://.*: the shm engine's workers write the "
+                                            r"model block by block .* or use --engine inprocess$"):
+            fit(train, ModelConfig(kind=kind, rank=4, n_iter=1), EngineConfig(name="shm", workers=2),
+                save_to=url, in_memory=False)
+        assert not fsspec.filesystem("memory").exists(url.removeprefix("memory://"))  # stopped before any write
+    fitted = fit(train, ModelConfig(rank=4, n_iter=2), EngineConfig(), save_to=url, in_memory=False)
+    saved = load_model(url)
+    assert fitted.history[-1]["iteration"] == 2
+    assert saved.user_matrix_.shape == (len(saved.user_ids_), 5) and np.abs(saved.user_matrix_).sum() > 0
