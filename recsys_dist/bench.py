@@ -47,7 +47,8 @@ from recsys_dist.blocking import block_bounds
 from recsys_dist.config import EngineConfig
 from recsys_dist.executors import make_executor
 from recsys_dist.traffic import half_step_traffic
-from recsys_dist.train import build_blocks, fit
+from recsys_dist.train import fit
+from recsys_dist.train_blocks import build_blocks
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ half-steps for ``als``, ``bias`` and ``implicit_als``, B stratified sub-epochs o
 ``bpr``. The driver owns everything around it: opening the data, building each side's blocks
 where the engine runs them, initial factors (or a checkpoint), the per-iteration record, the
 test score, callbacks, checkpoints and the early stop. It never knows which executor runs the
-blocks, nor how a model's task functions compute.
+blocks, nor how a model's task functions compute. How many blocks and building them is
+``train_blocks``; the rating metrics of the run, in memory or reduced over blocks, ``train_metrics``.
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ from typing import Any, Callable
 import numpy as np
 
 from recsys_dist import progress
-from recsys_dist.als import block_errors, block_is_finite, error_metrics, init_matrix, init_rows
-from recsys_dist.blocking import block_bounds
+from recsys_dist.als import block_is_finite, init_matrix, init_rows
 from recsys_dist.checkpoint import (begin_checkpoint, begin_model, checkpoint_rows, checkpoint_state, finish_checkpoint,
                                    finish_model, load_latest_checkpoint, save_checkpoint, save_model, write_rows_part)
 from recsys_dist.config import KIND_ONLY_KEYS, RANKING_KINDS, EngineConfig, ModelConfig, TrainConfig
-from recsys_dist.data.blocks import build_from_pieces, load_item_block, load_user_block, split_by_block
-from recsys_dist.data.dataset import Dataset, Ratings, is_dataset, sibling_url
+from recsys_dist.data.dataset import Dataset
 from recsys_dist.errors import CheckpointError, DataError, FitError
-from recsys_dist.evaluate import calibration, rating_metrics
+from recsys_dist.evaluate import rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
 from recsys_dist.models import steps_for
 from recsys_dist.models.popular import popular_matrices
+from recsys_dist.train_blocks import build_blocks, check_worker_memory, default_blocks
+from recsys_dist.train_metrics import block_metrics, model_metrics, test_rmse
 
 log = logging.getLogger(__name__)
 Callback = Callable[[dict[str, Any]], None]
@@ -49,78 +50,6 @@ class TrainResult:
     final: dict[str, Any] = field(default_factory=dict)
     """With ``fit(final_metrics=True)``, a rating model's RMSE, MAE and n on its training ratings and on
     train.test (``train``, ``test``; with ``cold``, ``test_with_cold`` when the split moved ratings to cold/)."""
-
-
-def default_blocks(n_rows: int, nnz: int, workers: int) -> int:
-    """Enough blocks to keep every worker busy (2 each) and blocks near 1M ratings."""
-    return max(1, min(n_rows, max(2 * workers, -(-nnz // 1_000_000))))
-
-
-WORKER_BASELINE = 150 << 20  # a Dask worker process before any data: Python, NumPy, Numba, distributed
-
-
-def worker_memory_needed(n_ratings: int, n_users: int, n_items: int, rank: int, n_workers: int,
-                         blocks: dict[str, int], threads: int) -> dict[str, int]:
-    """Bytes a worker needs, part by part (an estimate, on the high side):
-
-    - its share of both sides' blocks (int32 column + float32 value per rating per side), with a
-      margin because blocks do not divide evenly among workers;
-    - the broadcast src matrices of both half-steps, float32 [n, k+1] (a copy may outlive its step);
-    - one task's output and warm-start rows plus its kernel scratch: the part more blocks shrink.
-    """
-    width = (rank + 1) * 4
-    rows_per_block = max(n_users / max(blocks["user"], 1), n_items / max(blocks["item"], 1))
-    parts = {
-        "blocks": int(1.25 * 16 * n_ratings / max(n_workers, 1)),
-        "broadcast": (n_users + n_items) * width,
-        "per_task": int(rows_per_block * width * 3 + threads * 12 * (rank + 1) ** 2),
-        "process": WORKER_BASELINE,
-    }
-    parts["total"] = sum(parts.values())
-    return parts
-
-
-def check_worker_memory(ex: Any, train: Dataset, rank: int, blocks: dict[str, int]) -> None:
-    """Stop before loading anything when the blocks and broadcast matrices cannot fit the workers'
-    memory limit (Dask pauses a worker at 80 % of it and restarts it at 95 %)."""
-    limit = ex.memory_limit()
-    if not limit:
-        return
-    need = worker_memory_needed(train.n_ratings, train.n_users, train.n_items, rank, ex.n_workers, blocks,
-                                max(ex.task_threads, 1))
-    if need["total"] > 0.8 * limit:
-        gib = 1 << 30
-        raise FitError(f"training needs about {need['total'] / gib:.2f} GiB per worker ({need['blocks'] / gib:.2f} of "
-                       f"ratings blocks, {need['broadcast'] / gib:.2f} of broadcast factor matrices, "
-                       f"{need['per_task'] / gib:.2f} per running task, {need['process'] / gib:.2f} for the process) "
-                       f"but the smallest worker's memory limit is {limit / gib:.2f} GiB, and Dask pauses a worker at "
-                       f"80 % of it. Add workers, give them more memory (dask worker --memory-limit), or raise "
-                       f"engine.user_blocks / engine.item_blocks (now {blocks['user']} / {blocks['item']}) to "
-                       "shrink the per-task part")
-
-
-def build_blocks(ex: Any, train: Dataset, sides: tuple[str, ...], n_blocks: dict[str, int],
-                 test_url: str = "") -> dict[str, np.ndarray]:
-    """Build ``sides``' blocks where the engine runs them; return each side's per-row rating counts and set
-    ``n_blocks`` to the block counts used. The user blocks read the (user-sorted) Parquet; the item blocks are one
-    shuffle of the user blocks when both are needed, so the ratings are read once. With ``test_url``, the test
-    ratings too, as side ``test`` cut like the training users (so each test block reads its users' rows)."""
-    bounds = {"user": block_bounds(train.n_users, n_blocks["user"]), "item": block_bounds(train.n_items, n_blocks["item"])}
-    counts: dict[str, np.ndarray] = {}
-    with progress.bar("building blocks", sum(len(bounds[s]) for s in sides) + (len(bounds["user"]) if test_url else 0)):
-        if test_url:
-            _load_rating_side(ex, "test", test_url, bounds["user"])
-        for side in sides:
-            n_blocks[side] = len(bounds[side])
-            args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds[side])]
-            if side == "item" and "user" in counts:
-                edges = np.array([lo for lo, _ in bounds["item"]] + [train.n_items], np.int64)
-                found = ex.shuffle_blocks("item", "user", split_by_block, (edges,), build_from_pieces,
-                                          [a[1:] for a in args])
-            else:
-                found = ex.load_blocks(side, load_user_block if side == "user" else load_item_block, args)
-            counts[side] = np.concatenate(found)
-    return counts
 
 
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
@@ -207,7 +136,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                     raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
                                    f"(or lower model.learning_rate) or check the ratings")
             if test_url and sharded:
-                record["test_rmse"] = _test_rmse(ex, mu, model_cfg.kind, config, train.rating_scale[:2])
+                record["test_rmse"] = test_rmse(ex, mu, model_cfg.kind, config, train.rating_scale[:2])
             elif test is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False,
                                steps=steps)
@@ -246,7 +175,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                       else train.rating_counts())
         scale = train.rating_scale[:2]
         if sharded and not in_memory:  # (finish_model widens the counts to int64 one side at a time)
-            final = _block_metrics(ex, train, train_cfg.test, mu, model_cfg.kind, config, scale,
+            final = block_metrics(ex, train, train_cfg.test, mu, model_cfg.kind, config, scale,
                                    n_blocks["user"]) if final_metrics and not ranking else {}
             if save_to:
                 _save_from_blocks(ex, save_to, model_cfg.kind, mu, rank, user_ids, item_ids, config, row_counts,
@@ -271,65 +200,10 @@ def _check_block_writable(save_to: str, train_cfg: TrainConfig, engine: str) -> 
 def _kept(model: ALSModel, history: list[dict[str, Any]], engine: str, setup: float, train: Dataset, test_url: str,
           save_to: str, final_metrics: bool) -> TrainResult:
     """The result of a model trained into the driver's memory: scored and saved as ``fit`` was asked."""
-    final = _model_metrics(model, train, test_url) if final_metrics else {}
+    final = model_metrics(model, train, test_url) if final_metrics else {}
     if save_to:
         save_model(model, save_to)
     return TrainResult(model, history, engine, setup, final)
-
-
-def _load_rating_side(ex: Any, side: str, url: str, bounds: list[tuple[int, int]]) -> None:
-    """The ratings of dataset ``url`` (test or cold ones) as side ``side`` of the executor, cut by the training
-    users' bounds, so each block reads its users' rows in place."""
-    data = Dataset.open(url)
-    loaded = int(sum(c.sum() for c in ex.load_blocks(side, load_user_block,
-                                                      [(data.url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)])))
-    if loaded != data.n_ratings:
-        raise DataError(f"{url}: {data.n_ratings - loaded} of its {data.n_ratings} ratings are of users outside the "
-                        f"training data's {bounds[-1][1]} users; split them from the same dataset (`split`)")
-
-
-def _clip(mu: float, kind: str, config: dict, scale: tuple[float, float]) -> tuple[float, float] | None:
-    """The range ``ALSModel.predict_idx`` clips this model's predictions to, or None."""
-    empty = np.zeros((0, 1), np.float32)
-    clips = ALSModel(kind, mu, empty, empty, np.zeros(0), np.zeros(0), config, rating_scale_=scale).clips
-    return tuple(scale) if clips else None
-
-
-def _test_rmse(ex: Any, mu: float, kind: str, config: dict, scale: tuple[float, float]) -> float:
-    """The test RMSE ``ALSModel.predict_idx`` would give, reduced from per-block sums where the rows live."""
-    return error_metrics(ex.map_blocks("test", block_errors, "item", "user", (mu, _clip(mu, kind, config, scale))))["rmse"]
-
-
-def _block_metrics(ex: Any, train: Dataset, test_url: str, mu: float, kind: str, config: dict,
-                   scale: tuple[float, float], user_blocks: int) -> dict[str, Any]:
-    """``_model_metrics`` of a sharded model, from per-block sums where its rows live (the training ratings are
-    the user blocks; the test ones were loaded as side ``test``; cold ones are loaded now, as side ``cold``)."""
-    params = (mu, _clip(mu, kind, config, scale))
-    sums = {"train": ex.map_blocks("user", block_errors, "item", "user", params)}
-    if test_url:
-        sums["test"] = ex.map_blocks("test", block_errors, "item", "user", params)
-        cold_url = sibling_url(test_url, "cold")
-        if is_dataset(cold_url):
-            _load_rating_side(ex, "cold", cold_url, block_bounds(train.n_users, user_blocks))
-            sums["cold"] = ex.map_blocks("cold", block_errors, "item", "user", params)
-            sums["test_with_cold"] = sums["test"] + sums["cold"]
-    return {name: error_metrics(found) for name, found in sums.items()}
-
-
-def _model_metrics(model: ALSModel, train: Dataset, test_url: str) -> dict[str, Any]:
-    """RMSE, MAE and n of a model in memory on its training ratings and on the test ratings, and, when the
-    split moved test ratings to cold/ (users or items without training ratings, scored by the bias fallback),
-    on those and on test and cold together."""
-    found = {"train": evaluate_on(model, train.read_all())}
-    if test_url:
-        test = Dataset.open(test_url).read_all()
-        found["test"] = evaluate_on(model, test)
-        cold_url = sibling_url(test_url, "cold")
-        if is_dataset(cold_url):
-            cold = Dataset.open(cold_url).read_all()
-            found["cold"] = evaluate_on(model, cold)
-            found["test_with_cold"] = evaluate_on(model, Ratings.concat([test, cold]))
-    return found
 
 
 def _save_from_blocks(ex: Any, url: str, kind: str, mu: float, rank: int, user_ids: np.ndarray,
@@ -401,13 +275,3 @@ def _model(ex: Any, mu: float, user_ids: np.ndarray, item_ids: np.ndarray, kind:
     user, item = _matrix(ex, "user", copy), _matrix(ex, "item", copy)
     return ALSModel(kind, mu, user, item, user_ids, item_ids, config,
                     rating_scale_=scale)
-
-
-def evaluate_on(model: ALSModel, ratings: Ratings) -> dict[str, float | int]:
-    """RMSE and MAE of ``model`` on ratings indexed like its training data (bpmf: and its calibration)."""
-    predicted = model.predict_idx(ratings.user_idx, ratings.item_idx)
-    metrics = rating_metrics(predicted, ratings.rating)
-    if model.posterior is not None:
-        metrics["calibration"] = calibration(predicted, model.predict_std_idx(ratings.user_idx, ratings.item_idx),
-                                             ratings.rating)
-    return metrics

@@ -96,7 +96,8 @@ def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
     LocalCluster: the client holds no array with a row per user or item, and nothing was fetched."""
     from recsys_dist.executors.dask import DaskExecutor
     from recsys_dist.models.explicit import ExplicitSteps
-    from recsys_dist.train import _load_rating_side, _test_rmse
+    from recsys_dist.train_blocks import load_rating_side
+    from recsys_dist.train_metrics import test_rmse
     from recsys_dist.als import block_is_finite, init_rows
 
     train = Dataset.open(str(small_split / "train"))
@@ -110,12 +111,12 @@ def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
             counts[side] = np.concatenate(ex.load_blocks(side, loader, [(train.url, b, lo, hi)
                                                                         for b, (lo, hi) in enumerate(bounds)]))
             ex.new_sharded(side, side, MODEL.rank + 1, init_rows, (MODEL.seed, number, MODEL.rank))
-        _load_rating_side(ex, "test", str(small_split / "test"), block_bounds(train.n_users, 3))
+        load_rating_side(ex, "test", str(small_split / "test"), block_bounds(train.n_users, 3))
         steps.prepare(ex, counts, {"user": 3, "item": 3})
         for iteration in range(2):
             record = steps.iteration(ex, iteration)
             assert all(ex.map_blocks("user", block_is_finite, None, "user", ()))
-            rmse = _test_rmse(ex, mu, "als", {"model": {"clip": True}}, train.rating_scale[:2])
+            rmse = test_rmse(ex, mu, "als", {"model": {"clip": True}}, train.rating_scale[:2])
         assert np.isfinite(record["objective"]) and 0 < rmse < 2
         held = _arrays_reachable_from(ex)
         assert [a.shape for a in held if a.ndim == 2 and a.shape[0] in (train.n_users, train.n_items)] == []

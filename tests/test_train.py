@@ -13,7 +13,8 @@ from recsys_dist.checkpoint import load_model
 from recsys_dist.config import EngineConfig, JobConfig, ModelConfig, TrainConfig
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.errors import ConfigError
-from recsys_dist.train import evaluate_on, fit
+from recsys_dist.train import fit
+from recsys_dist.train_metrics import evaluate_on
 from tests.conftest import run_cli
 
 INPROCESS = EngineConfig(name="inprocess")
