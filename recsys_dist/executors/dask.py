@@ -25,31 +25,30 @@ the blocks whose copy of the scattered matrix died with a worker are resubmitted
 scatter). A task that raises fails the step at once: it is never retried.
 
 With ``dask_cluster`` (connecting and checking the cluster), ``dask_tasks`` (what the tasks run on the
-workers) and ``dask_sending``, the only places that use ``distributed``.
+workers), ``dask_sending`` and ``dask_waiting`` (waiting on tasks, and their errors), the only places that use
+``distributed``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
-import time
 import uuid
-from concurrent.futures import CancelledError
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 import recsys_dist
-from recsys_dist import progress
 from recsys_dist.data.atomic import MANIFEST
-from recsys_dist.errors import ConfigError, DataError, FitError, RecsysError
+from recsys_dist.errors import ConfigError, DataError, FitError
 from recsys_dist.executors.base import DriverMatrices, Loader, Task, check_rows_readable, check_same_kind
 from recsys_dist.executors.dask_cluster import _connect, check_workers, dataset_visible, paused_workers, upload_package
 from recsys_dist.executors.dask_routing import MODES
 from recsys_dist.executors.dask_sending import Sending, near
 from recsys_dist.executors.dask_tasks import (_build, _cores, _describe, _init_rows, _map_remote, _piece, _solve_remote,
                                              _solve_sharded, _stats, _transferred, _update_remote, kernel_threads, rows_of)
+from recsys_dist.executors.dask_waiting import Waiting
+
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +111,7 @@ class DaskExecutor(DriverMatrices):
         self._token = uuid.uuid4().hex[:8]
         self._bounds: dict[str, list[tuple[int, int]]] = {}
         self._matrices: dict[str, np.ndarray] = {}
+        self.waiting = Waiting(self.client, pause_timeout, self._bounds)
 
     @property
     def dashboard_link(self) -> str:
@@ -136,7 +136,7 @@ class DaskExecutor(DriverMatrices):
     def _keep_blocks(self, side: str, futures: list) -> list[np.ndarray]:
         """Keep ``futures`` as the resident blocks of ``side``; their bounds and per-row counts."""
         self._blocks[side] = futures
-        described = self._gather(self.client.map(_describe, futures, pure=False), f"building the {side} blocks")
+        described = self.waiting.gather(self.client.map(_describe, futures, pure=False), f"building the {side} blocks")
         self._bounds[side] = [(lo, hi) for lo, hi, _ in described]
         return [counts for _, _, counts in described]
 
@@ -180,7 +180,7 @@ class DaskExecutor(DriverMatrices):
         futures = [self.client.submit(_init_rows, init, lo, hi, n_cols, params, name, pure=False, retries=0,
                                       key=f"rows-{name}-{b}-init-{uuid.uuid4().hex[:8]}", **near(homes[b]))
                    for b, (lo, hi) in enumerate(self._bounds[side])]
-        self._check(dict(enumerate(futures)), side, f"initialising {name}")
+        self.waiting.check(dict(enumerate(futures)), side, f"initialising {name}")
         self._shards[name] = (side, futures)
         self._cols[name] = n_cols
 
@@ -188,7 +188,8 @@ class DaskExecutor(DriverMatrices):
         self.fetches += 1
         if name in self._matrices:
             return self._matrices[name].copy()
-        return np.concatenate([rows_of(part) for part in self._gather(self._shards[name][1], f"fetching {name}")])
+        parts = self.waiting.gather(self._shards[name][1], f"fetching {name}")
+        return np.concatenate([rows_of(part) for part in parts])
 
     def _homes(self, blocks: list) -> list[tuple[str, ...]]:
         """The worker each block lives on (empty when it is being rebuilt after its worker died)."""
@@ -220,7 +221,7 @@ class DaskExecutor(DriverMatrices):
                 groups.setdefault(homes[b], []).append(b)
             per_worker = [(members, self.client.submit(_stats, *[done[b] for b in members], pure=False))
                           for members in groups.values()]
-            gathered = self._gather([future for _, future in per_worker], f"the {side} half-step's stats")
+            gathered = self.waiting.gather([future for _, future in per_worker], f"the {side} half-step's stats")
             stats: list[Any] = [None] * len(done)
             for (members, _), block_stats in zip(per_worker, gathered):
                 for b, s in zip(members, block_stats):
@@ -241,7 +242,7 @@ class DaskExecutor(DriverMatrices):
         if check_same_kind((src, rows), self._shards):
             own = None if rows is None else self._own_rows(side, rows)
             done = self._run_sharded(side, _map_remote, task, src, own, params, f"map over the {side} blocks")
-            return self._gather([done[b] for b in range(len(done))], f"the map over the {side} blocks")
+            return self.waiting.gather([done[b] for b in range(len(done))], f"the map over the {side} blocks")
         return self._run_blocks(side, _map_remote, task, src, rows, params, f"map over the {side} blocks")
 
     def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
@@ -274,7 +275,7 @@ class DaskExecutor(DriverMatrices):
                    for b, (block, matrix) in inputs.items()}
         if submitted is not None:
             submitted(futures)
-        self._check(futures, side, what)
+        self.waiting.check(futures, side, what)
         return futures
 
     def routing(self) -> dict[str, dict[str, Any]]:
@@ -289,20 +290,6 @@ class DaskExecutor(DriverMatrices):
         sent = sum(n - self._sent[w] for w, n in now.items() if w in self._sent)
         self._sent = now
         return int(sent)
-
-    def _check(self, futures: dict[int, Any], side: str, what: str) -> None:
-        """Wait for ``futures`` (block -> future); a task that raised (or was cancelled) stops the step at once.
-        Lost workers are not errors here: Dask reruns their tasks and rebuilds their inputs from lineage."""
-        try:
-            self._wait(list(futures.values()), f"the {what}")
-            for b, future in futures.items():
-                if future.status == "error":
-                    raise self._task_error(future.exception(), side, b, what)
-                if future.status == "cancelled":
-                    raise FitError(f"the {what}: {side} block {b} was cancelled (its inputs were lost); run again")
-        except BaseException:
-            self.client.cancel(list(futures.values()))
-            raise
 
     def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
                     rows: str | None, params: tuple, what: str, per_block: Sequence[tuple] = ()) -> list[Any]:
@@ -321,7 +308,7 @@ class DaskExecutor(DriverMatrices):
         for attempt in range(self.retries + 1):
             try:
                 # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent below
-                src_future = None if src is None else self._broadcast(self._matrices[src], what)
+                src_future = None if src is None else self.waiting.scatter(self._matrices[src], self.n_workers, what)
             except (TimeoutError, OSError) as exc:  # a worker died under the scatter: scatter again
                 reason = f"the broadcast failed ({exc})"
             else:
@@ -334,7 +321,7 @@ class DaskExecutor(DriverMatrices):
                                                      params, self._threads, extras[b], pure=False, retries=0,
                                                      **near(holders.get(block.key, ())))
                                for b, block in zip(pending, blocks)}
-                    pending = self._collect(futures, results, side, what)
+                    pending = self.waiting.collect(futures, results, side, what)
                     reason = f"{len(pending)} blocks lost the broadcast matrix with a worker"
                 finally:
                     if src_future is not None:
@@ -345,95 +332,6 @@ class DaskExecutor(DriverMatrices):
                 log.warning("the %s: %s; resubmitting them (%d of %d)", what, reason, attempt + 1, self.retries)
         raise FitError(f"the {what} failed on Dask after {self.retries + 1} attempts ({reason}); workers keep "
                        "dying: check their logs and memory, or raise engine.retries")
-
-    def _collect(self, futures: dict[int, Any], results: list[Any], side: str, what: str) -> list[int]:
-        """Wait for ``futures`` (block -> future), store each result in ``results``; return the blocks whose
-        futures were cancelled (their inputs were lost). A task that raised stops the step at once."""
-        try:
-            self._wait(list(futures.values()), f"the {what}")
-        except BaseException:
-            self.client.cancel(list(futures.values()))
-            raise
-        lost = []
-        for b, future in futures.items():
-            if future.status == "error":
-                error = self._task_error(future.exception(), side, b, what)
-                self.client.cancel(list(futures.values()))
-                raise error
-            try:
-                results[b] = future.result()
-            except CancelledError:
-                lost.append(b)
-        return lost
-
-    def _task_error(self, exc: BaseException, side: str, block: int, what: str) -> Exception:
-        from distributed import KilledWorker
-
-        lo, hi = self._bounds[side][block]
-        where = f"the {what}: {side} block {block} (rows {lo}-{hi - 1})"
-        if isinstance(exc, KilledWorker):
-            return FitError(f"{where}: every worker that ran it died ({exc}); a task that kills its worker is "
-                            "usually out of memory: give workers more memory or raise engine.user_blocks / "
-                            "engine.item_blocks")
-        if isinstance(exc, RecsysError):  # already says what to do
-            return type(exc)(f"{where}: {exc}")
-        return FitError(f"{where} raised {type(exc).__name__}: {exc} (not retried: the same inputs raise again)")
-
-    def _gather(self, futures: list, what: str) -> list[Any]:
-        """The futures' results in order (see ``_wait``)."""
-        self._wait(futures, what)
-        return self.client.gather(futures)
-
-    def _wait(self, futures: list, what: str) -> None:
-        """Wait until every future is done (finished, erred or cancelled), advancing the progress bar as each
-        finishes. Stops (FitError) when nothing finishes for ``pause_timeout`` seconds while Dask has paused a
-        worker for memory: a paused worker starts no task, so the job would otherwise wait forever."""
-        finished: queue.SimpleQueue = queue.SimpleQueue()
-        for future in futures:
-            future.add_done_callback(finished.put)  # called once each, on success, error or cancellation
-        done, last_finish = 0, time.monotonic()
-        while done < len(futures):
-            try:
-                future = finished.get(timeout=2.0)
-            except queue.Empty:
-                if time.monotonic() - last_finish > self.pause_timeout:
-                    self._stop_if_paused(what)
-                continue
-            done, last_finish = done + 1, time.monotonic()
-            if future.status == "finished":
-                progress.advance()
-            elif future.status == "error":
-                return  # the caller fails the step: no need to wait for the rest
-
-    def _stop_if_paused(self, what: str) -> None:
-        paused = paused_workers(self.client)
-        if paused:  # else long tasks, not a stall
-            raise FitError(f"{what}: waited over {self.pause_timeout:g} s (engine.pause_timeout) and {paused}")
-
-    def _broadcast(self, matrix: np.ndarray, what: str):  # noqa: ANN202 - a distributed.Future
-        """Scatter ``matrix`` once, in bounded time; each worker fetches it from a peer the first time one
-        of its tasks needs it. (``broadcast=True`` pushed it to every worker up front, a little faster, but
-        a push that raced a dying worker could stall forever.) A stuck scatter raises TimeoutError and
-        the caller retries on the survivors."""
-        import concurrent.futures
-
-        limit = 30 + matrix.nbytes * self.n_workers / 50e6  # generous for a 50 MB/s link
-        pool = concurrent.futures.ThreadPoolExecutor(1)
-        started = time.monotonic()
-        try:
-            call = pool.submit(self.client.scatter, matrix, hash=False)
-            while True:
-                try:
-                    return call.result(timeout=2.0)
-                except concurrent.futures.TimeoutError:
-                    waited = time.monotonic() - started
-                    if waited > self.pause_timeout:  # a scatter waits for a running worker
-                        self._stop_if_paused(f"the broadcast for the {what}")
-                    if waited > limit:
-                        raise TimeoutError(f"broadcast of a {matrix.nbytes / 1e6:.0f} MB matrix took over "
-                                           f"{limit:.0f} s") from None
-        finally:
-            pool.shutdown(wait=False)
 
     def memory_limit(self) -> int | None:
         """The smallest worker memory limit in bytes; None when no worker has one."""

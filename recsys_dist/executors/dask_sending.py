@@ -104,7 +104,7 @@ class Sending:
         edges = np.array([lo for lo, _ in src_bounds] + [src_bounds[-1][1]], np.int64)
         needed = [ex.client.submit(routing.needed_rows, edges, *[blocks[b] for b in range(len(blocks)) if group[b] == g],
                                    pure=False, **near(home)) for g, home in enumerate(groups)]
-        reads = dict(enumerate(ex._gather(ex.client.map(routing.counts, needed, pure=False),
+        reads = dict(enumerate(ex.waiting.gather(ex.client.map(routing.counts, needed, pure=False),
                                           f"routing the {side} half-steps")))
         src_homes = ex._homes(ex._blocks[src_side])
         src_group = [groups.index(h) if h in groups else -1 for h in src_homes]
@@ -116,7 +116,7 @@ class Sending:
                                  for b in range(len(src_bounds))] for g, home in enumerate(groups)],
                          blocks=[ex.client.submit(routing.localize, block, needed[group[b]], pure=False,
                                                   **near(homes[b])) for b, block in enumerate(blocks)])
-            ex._check(dict(enumerate(route["blocks"])), side, f"routing the {side} half-steps")
+            ex.waiting.check(dict(enumerate(route["blocks"])), side, f"routing the {side} half-steps")
         log.info("the %s half-steps: %s (the busiest worker receives %.1f MB broadcast, %.1f MB routed)", side,
                  mode, figures["broadcast_bytes_per_worker"] / 1e6, figures["routed_bytes_per_worker"] / 1e6)
         self.routes[key] = route
