@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from recsys_dist.config import JobConfig
@@ -250,44 +249,44 @@ VIEW_RUNNERS: dict[str, Callable[[argparse.Namespace], None]] = {"report": _run_
 
 
 def _run_pipeline(cfg: JobConfig) -> None:
-    from recsys_dist.pipeline import run_pipeline
+    from recsys_dist.pipeline import run_dirs, run_pipeline
 
     started = time.perf_counter()
-    out = Path(cfg.run.out)
+    where = run_dirs(cfg.run.out)
 
     def report(stage: str, r: dict[str, Any]) -> None:  # each stage's summary as soon as it is done
         if stage in ("synth", "ingest"):
-            _report_dataset(stage, r, str(out / "dataset"))
+            _report_dataset(stage, r, where["dataset"])
         elif stage == "split":
-            _report_split(r, str(out / "split"))
+            _report_split(r, where["split"])
         elif stage == "train":
-            _report_training(r, str(out / "model"))
+            _report_training(r, where["model"])
         elif stage == "evaluate":
             k = min(r["ranking"]["at"], key=int)
             at = r["ranking"]["at"][k]
             rating = f"test RMSE {r['rmse']:.4f}, MAE {r['mae']:.4f}; " if "rmse" in r else ""
-            _result("evaluation -> %s: %sranking P@%s %.4f, NDCG %.4f, AUC %.4f", out / "evaluation", rating, k,
+            _result("evaluation -> %s: %sranking P@%s %.4f, NDCG %.4f, AUC %.4f", where["evaluation"], rating, k,
                     at["precision"], at["ndcg"], r["ranking"]["auc"])
         elif stage == "score":
-            _result("scores -> %s: top %d for %d users (%s)", out / "scores", cfg.score.k, r["users"], r["run"])
+            _result("scores -> %s: top %d for %d users (%s)", where["scores"], cfg.score.k, r["users"], r["run"])
 
     run_pipeline(cfg, report)
-    _report_of_run(out)
+    _report_of_run(where)
     _result("done in %.1f s", time.perf_counter() - started)
 
 
-def _report_of_run(out: Path) -> None:
+def _report_of_run(where: dict[str, str]) -> None:
     """``run`` ends with the HTML report of what it did, when the report extra is installed."""
     from recsys_dist import report
 
     if not report.available():
         _result("report: not written (it needs matplotlib: %s), then python -m recsys_dist report --data %s "
-                "--model %s --evaluation %s --out %s", report.INSTALL_HINT, out / "dataset", out / "model",
-                out / "evaluation", out / "report.html")
+                "--model %s --evaluation %s --out %s", report.INSTALL_HINT, where["dataset"], where["model"],
+                where["evaluation"], where["report.html"])
         return
     from recsys_dist.report.build import build_report
 
-    r = build_report(str(out / "dataset"), [str(out / "model")], [str(out / "evaluation")], str(out / "report.html"))
+    r = build_report(where["dataset"], [where["model"]], [where["evaluation"]], where["report.html"])
     _result("report -> %s: %d figures, %.1f MB (%.1f s)", r["out"], r["figures"], r["bytes"] / 1e6, r["seconds"])
 
 

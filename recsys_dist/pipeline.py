@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any, Callable
 
 
@@ -68,12 +67,19 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     return metrics
 
 
+def run_dirs(out: str) -> dict[str, str]:
+    """Where ``run`` puts each stage's output under ``out``, a path or an fsspec URL (joined as text: a Path
+    would turn memory://runs into memory:/runs)."""
+    root = str(out).rstrip("/")
+    return {name: f"{root}/{name}" for name in ("dataset", "split", "model", "evaluation", "scores", "report.html")}
+
+
 def run_pipeline(cfg: JobConfig, on_stage: Callable[[str, dict[str, Any]], None] = lambda stage, result: None
                  ) -> dict[str, Any]:
     """Run every stage into ``cfg.run.out``; return each stage's summary by name, also handing each to
     ``on_stage(name, summary)`` as soon as the stage is done."""
-    out = Path(cfg.run.out)
-    dataset, split_dir, model_dir = out / "dataset", out / "split", out / "model"
+    where = run_dirs(cfg.run.out)
+    dataset, split_dir, model_dir = where["dataset"], where["split"], where["model"]
     results: dict[str, Any] = {}
 
     def done(stage: str, result: dict[str, Any]) -> None:
@@ -81,15 +87,14 @@ def run_pipeline(cfg: JobConfig, on_stage: Callable[[str, dict[str, Any]], None]
         on_stage(stage, result)
 
     if cfg.run.source == "synth":
-        done("synth", synth(dataclasses.replace(cfg.synth, out=str(dataset), format="dataset")))
+        done("synth", synth(dataclasses.replace(cfg.synth, out=dataset, format="dataset")))
     else:
-        done("ingest", ingest(dataclasses.replace(cfg.ingest, source=cfg.run.source, out=str(dataset))))
-    done("split", split(dataclasses.replace(cfg.split, data=str(dataset), out=str(split_dir))))
-    train_cfg = dataclasses.replace(cfg.train, train=str(split_dir / "train"), test=str(split_dir / "test"),
-                                    out=str(model_dir))
+        done("ingest", ingest(dataclasses.replace(cfg.ingest, source=cfg.run.source, out=dataset)))
+    done("split", split(dataclasses.replace(cfg.split, data=dataset, out=split_dir)))
+    train_cfg = dataclasses.replace(cfg.train, train=f"{split_dir}/train", test=f"{split_dir}/test", out=model_dir)
     done("train", run_training(dataclasses.replace(cfg, train=train_cfg)))
-    done("evaluate", run_evaluation(EvaluateConfig(model=str(model_dir), data=str(split_dir / "test"),
-                                                   out=str(out / "evaluation")), cfg.engine))
-    done("score", run_scoring(dataclasses.replace(cfg.score, model=str(model_dir), out=str(out / "scores")),
-                              cfg.engine, cfg.filter))
+    done("evaluate", run_evaluation(EvaluateConfig(model=model_dir, data=f"{split_dir}/test", out=where["evaluation"]),
+                                    cfg.engine))
+    done("score", run_scoring(dataclasses.replace(cfg.score, model=model_dir, out=where["scores"]), cfg.engine,
+                              cfg.filter))
     return results

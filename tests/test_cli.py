@@ -27,6 +27,19 @@ def test_cli_main_job_runs_on_builtin_defaults(tmp_path):
     assert rerun.stdout.count("\n") == proc.stdout.count("\n")  # --quiet keeps the results
 
 
+def test_cli_main_job_writes_under_a_url_out(tmp_path):
+    """run --out takes an fsspec URL like every other job's --out: it once joined the stage directories as Paths,
+    turning file:///x into file:/x, and failed after leaving a local file: directory behind."""
+    (tmp_path / "cwd").mkdir()
+    proc = run_cli("run", "--quiet", "--out", f"file://{tmp_path}/url-run", cwd=tmp_path / "cwd")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "url-run"
+    assert Dataset.open(out / "dataset").n_ratings == 100_000 and (out / "model" / "model.json").exists()
+    assert (out / "scores" / "_SUCCESS").exists() and (out / "evaluation" / "metrics.json").exists()
+    assert f"scores -> file://{tmp_path}/url-run/scores" in proc.stdout
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
 @pytest.mark.realdata
 def test_cli_ingest_then_official_fold_via_jobs_scripts(tmp_path, ml100k_zip):
     import subprocess

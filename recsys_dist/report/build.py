@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fsspec
+
 from recsys_dist.checkpoint import read_json
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.errors import DataError
@@ -42,8 +44,12 @@ def build_report(data: str, models: list[str], evaluations: list[str], out: str,
     if tune:
         _tuning_section(page, tune)
     text = page.render()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(text, encoding="utf-8")
+    if "://" in out:  # an fsspec URL: written in one put, so no reader sees half a page
+        with fsspec.open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
     return {"out": out, "sections": [a for a, _ in page.sections], "figures": len(page.figures),
             "bytes": len(text.encode()), "seconds": time.perf_counter() - started}
 
