@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ML100K_ZIP = ROOT.parent / "shared" / "data" / "ml-100k.zip"
+# beside the checkout by default; RECSYS_ML100K_ZIP points elsewhere (a clone in another directory)
+ML100K_ZIP = Path(os.environ.get("RECSYS_ML100K_ZIP") or ROOT.parent / "shared" / "data" / "ml-100k.zip")
 
 
 @pytest.fixture(scope="session")
