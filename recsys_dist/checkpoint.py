@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from typing import Any
 
 import fsspec
@@ -124,6 +125,14 @@ def write_json(url: str, name: str, obj: Any) -> None:
     fs, root = _fs(url)
     fs.makedirs(root, exist_ok=True)
     _put(fs, f"{root}/{name}", (json.dumps(obj, indent=2, default=float) + "\n").encode())
+
+
+def write_text(url: str, text: str) -> None:
+    """Write the file ``url`` (a path or fsspec URL) atomically: a reader never sees half of it."""
+    parent, name = os.path.split(str(url).rstrip("/"))
+    fs, root = _fs(parent or ".")
+    fs.makedirs(root, exist_ok=True)
+    _put(fs, f"{root}/{name}", text.encode())
 
 
 def write_json_lines(url: str, name: str, records: list[dict[str, Any]]) -> None:

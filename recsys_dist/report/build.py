@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
-from recsys_dist.checkpoint import read_json
+from recsys_dist.checkpoint import read_json, write_text
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.errors import DataError
 from recsys_dist.report import figures as F
@@ -44,12 +42,7 @@ def build_report(data: str, models: list[str], evaluations: list[str], out: str,
     if tune:
         _tuning_section(page, tune)
     text = page.render()
-    if "://" in out:  # an fsspec URL: written in one put, so no reader sees half a page
-        with fsspec.open(out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text, encoding="utf-8")
+    write_text(out, text)  # a path or an fsspec URL
     return {"out": out, "sections": [a for a, _ in page.sections], "figures": len(page.figures),
             "bytes": len(text.encode()), "seconds": time.perf_counter() - started}
 
