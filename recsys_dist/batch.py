@@ -4,7 +4,8 @@ The ranking metrics are a map over user blocks on the configured engine: each ta
 training ratings (the items not to recommend again), reads its users' rows from the saved model where it
 runs, takes the ranking item matrix (made on the workers, ``model_blocks``), ranks every item for its
 users and returns only sums (hits, gains, AUC), which the driver reduces. No users x items matrix and no
-top-K list travels; only the rating metrics of the rating kinds load the model into the driver.
+top-K list travels. The rating metrics are block sums too (``eval_ratings``), but for the kinds whose
+predictions need more than two rows (``DRIVER_PREDICTED``), which load the model into the driver.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, Scor
 from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ids import lookup
+from recsys_dist.eval_ratings import block_rating_metrics
 from recsys_dist.errors import DataError
 from recsys_dist.evaluate import calibration, finish_ranking, rating_metrics
 from recsys_dist.executors import make_executor
@@ -28,6 +30,9 @@ from recsys_dist.model import ALSModel
 from recsys_dist.model_blocks import load_model_blocks
 from recsys_dist.recommend import rank_block, score_block
 
+# kinds whose predictions need more than a user and an item row: bpmf its posterior samples, genre_als the
+# genre rows of unrated items (and users); both train in the driver too, so their evaluation loads the model
+DRIVER_PREDICTED = ("bpmf", "genre_als")
 
 
 def training_data(model: ALSModel, model_url: str, train_url: str) -> Dataset:
@@ -71,9 +76,9 @@ def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, a
 
 
 def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -> dict[str, Any]:
-    """Rating and ranking metrics of a saved model on a dataset, matched through original ids. The ranking
-    metrics are block sums reduced here, the model read by the block tasks where they run; only the rating
-    metrics (of the rating kinds) load the model's matrices into this process."""
+    """Rating and ranking metrics of a saved model on a dataset, matched through original ids: block sums
+    reduced here, the model read by the block tasks where they run (``eval_ratings``, ``_ranking``); only the
+    rating metrics of the ``DRIVER_PREDICTED`` kinds load the model's matrices into this process."""
     if not cfg.model or not cfg.data:
         raise DataError("evaluate needs --model DIR and --data DATASET")
     saved = SavedModel(cfg.model)
@@ -97,41 +102,61 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
             idx[(idx >= 0) & (counts[np.maximum(idx, 0)] == 0)] = -1
     cold = (users < 0) | (items < 0)
     scored = ~cold if cfg.cold == "exclude" else np.ones(len(rating), bool)
+    ranked = _relevant(users, items, rating, cfg)
     result: dict[str, Any] = {"kind": saved.kind}
-    if saved.kind not in RANKING_KINDS:  # a ranking model's scores are not ratings: no RMSE for them
-        model = load_model(cfg.model)
-        predicted_items = mapped_items if model.predicts_unrated_items else items
-        predicted_users = mapped_users if model.predicts_unrated_users else users
-        predicted = model.predict_idx(predicted_users[scored], predicted_items[scored])
-        result.update(rating_metrics(predicted, rating[scored]))
-        if model.posterior is not None:  # bpmf: how often the truth is inside the predictive intervals
-            result["calibration"] = calibration(predicted, model.predict_std_idx(users[scored], items[scored]),
-                                                rating[scored])
-        del model
+    rating_kind, in_process = saved.kind not in RANKING_KINDS, engine.name == "inprocess"
+    if rating_kind and saved.kind in DRIVER_PREDICTED:
+        result.update(_driver_rating_metrics(cfg.model, users, items, mapped_users, mapped_items, rating, scored))
+    blocked = rating_kind and saved.kind not in DRIVER_PREDICTED
+    ranking: dict[str, Any] = {"relevance": cfg.relevance, "users": 0, "at": {}, "mrr": None, "auc": None,
+                               "note": "every relevant rating is of a user or item without training ratings (cold)"}
+    if blocked or len(ranked[2]):
+        with make_executor(engine) as ex:
+            if blocked:  # a ranking model's scores are not ratings: no RMSE for them
+                result.update(block_rating_metrics(ex, saved, users[scored], items[scored], rating[scored],
+                                                   ScoreConfig().block_users, in_process))
+            if len(ranked[2]):
+                ranking = _ranking(ex, saved, *ranked, cfg, in_process)
     raw_users, raw_items = np.concatenate(raw_users), np.concatenate(raw_items)
     result.update(model=str(cfg.model), data=" ".join(map(str, cfg.data)), cold_policy=cfg.cold,
                   cold_ratings=int(cold.sum()), unknown_users=int(len(pd.unique(raw_users[users < 0]))),
                   unknown_items=int(len(pd.unique(raw_items[items < 0]))))
-    result["ranking"] = _ranking(saved, users, items, rating, cfg, engine)
+    result["ranking"] = ranking
     if cfg.out:
         write_json(cfg.out, "metrics.json", result)
     return result
 
 
-def _ranking(saved: SavedModel, users: np.ndarray, items: np.ndarray, rating: np.ndarray, cfg: EvaluateConfig,
-             engine: EngineConfig) -> dict[str, Any]:
-    """Top-K over all items but each user's training items, scored against the relevant test items."""
-    relevant = (rating >= cfg.relevance) & (users >= 0) & (items >= 0)
-    order = np.lexsort((items[relevant], users[relevant]))
-    rel_users, rel_items = users[relevant][order], items[relevant][order]
-    evaluated = np.unique(rel_users)
+def _driver_rating_metrics(url: str, users: np.ndarray, items: np.ndarray, mapped_users: np.ndarray,
+                           mapped_items: np.ndarray, rating: np.ndarray, scored: np.ndarray) -> dict[str, Any]:
+    """Rating metrics of a ``DRIVER_PREDICTED`` kind, its model loaded here (it is trained here too)."""
+    model = load_model(url)
+    predicted_items = mapped_items if model.predicts_unrated_items else items
+    predicted_users = mapped_users if model.predicts_unrated_users else users
+    predicted = model.predict_idx(predicted_users[scored], predicted_items[scored])
+    found: dict[str, Any] = rating_metrics(predicted, rating[scored])
+    if model.posterior is not None:  # bpmf: how often the truth is inside the predictive intervals
+        found["calibration"] = calibration(predicted, model.predict_std_idx(users[scored], items[scored]),
+                                           rating[scored])
+    return found
+
+
+def _relevant(users: np.ndarray, items: np.ndarray, rating: np.ndarray,
+              cfg: EvaluateConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The relevant test ratings of known users and items, by user then item: (users, items, the users)."""
     if not (rating >= cfg.relevance).any():
         raise DataError(f"{' '.join(cfg.data)}: no rating is >= the relevance threshold {cfg.relevance:g}, so no ranking "
                         f"metric can be computed; lower --relevance (ratings here are at most "
                         f"{float(rating.max()) if len(rating) else float('nan'):g})")
-    if not len(evaluated):
-        return {"relevance": cfg.relevance, "users": 0, "at": {}, "mrr": None, "auc": None,
-                "note": "every relevant rating is of a user or item without training ratings (cold)"}
+    relevant = (rating >= cfg.relevance) & (users >= 0) & (items >= 0)
+    order = np.lexsort((items[relevant], users[relevant]))
+    rel_users, rel_items = users[relevant][order], items[relevant][order]
+    return rel_users, rel_items, np.unique(rel_users)
+
+
+def _ranking(ex: Any, saved: SavedModel, rel_users: np.ndarray, rel_items: np.ndarray, evaluated: np.ndarray,
+             cfg: EvaluateConfig, in_process: bool) -> dict[str, Any]:
+    """Top-K over all items but each user's training items, scored against the relevant test items."""
     n_users, n_items = saved.n_rows["user"], saved.n_rows["item"]
     train = training_data_of(saved.config, (n_users, n_items), cfg.model, cfg.train)
     wanted = np.zeros(n_users, bool)
@@ -140,12 +165,11 @@ def _ranking(saved: SavedModel, users: np.ndarray, items: np.ndarray, rating: np
     np.add.at(rel_indptr, rel_users + 1, 1)
     rel_indptr = np.cumsum(rel_indptr)
     ks = sorted(set(cfg.k))
-    with make_executor(engine) as ex:
-        n_blocks = load_model_blocks(ex, saved, train.url, ScoreConfig().block_users, engine.name == "inprocess")
-        with progress.bar(f"ranking {len(evaluated)} users, top {max(ks)}", n_blocks):
-            blocks = ex.map_blocks("user", rank_block, "item", "user",
-                                   (saved.mu, max(ks), wanted, rel_indptr, np.ascontiguousarray(rel_items, np.int32),
-                                    ks, n_items, ex.task_threads))
+    n_blocks = load_model_blocks(ex, saved, train.url, ScoreConfig().block_users, in_process)
+    with progress.bar(f"ranking {len(evaluated)} users, top {max(ks)}", n_blocks):
+        blocks = ex.map_blocks("user", rank_block, "item", "user",
+                               (saved.mu, max(ks), wanted, rel_indptr, np.ascontiguousarray(rel_items, np.int32),
+                                ks, n_items, ex.task_threads))
     assert sum(b["users"] for b in blocks) == len(evaluated), "blocks ranked other users than asked"
     (auc, auc_n), (rr, rr_n) = (np.sum([b[m] for b in blocks], axis=0) for m in ("auc", "rr"))
     return {"relevance": cfg.relevance, "users": int(len(evaluated)),

@@ -27,9 +27,7 @@ def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: i
     and an item side of rows only with sharded matrix ``item``, the ranking item matrix (``ranking_rows``).
     Returns the number of user blocks: ``block_users`` users each, at least two per worker. ``in_process``:
     the tasks run in this process (the inprocess engine), so they can read a memory:// model."""
-    if not in_process and saved.url.startswith("memory://"):  # memory:// is this process's alone
-        raise DataError(f"{saved.url}: a memory:// model is in this process alone, and the engine's workers read "
-                        "it themselves; save it to a path or object store, or use --engine inprocess")
+    check_model_readable(saved, in_process)
     n_users, n_items = saved.n_rows["user"], saved.n_rows["item"]
     n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
     args = [(train_url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
@@ -40,6 +38,13 @@ def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: i
     ex.new_sharded("user", "user", saved.n_cols("user"), model_rows, (saved.url, "user"))
     ex.new_sharded("item", "item", saved.n_cols("item"), ranking_rows, (saved.url,))
     return n_blocks
+
+
+def check_model_readable(saved: SavedModel, in_process: bool) -> None:
+    """Stop before any work when the engine's workers, which read the model themselves, cannot see it."""
+    if not in_process and saved.url.startswith("memory://"):  # memory:// is this process's alone
+        raise DataError(f"{saved.url}: a memory:// model is in this process alone, and the engine's workers read "
+                        "it themselves; save it to a path or object store, or use --engine inprocess")
 
 
 def ranking_rows(lo: int, hi: int, url: str) -> np.ndarray:

@@ -136,3 +136,49 @@ def test_evaluate_several_parts_at_once_reproduces_the_training_test_with_cold_f
     got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert got["n"] == want["n"] == 20_000 and got["cold_ratings"] == 32
     assert got["rmse"] == pytest.approx(want["rmse"], rel=1e-12) and got["mae"] == pytest.approx(want["mae"], rel=1e-12)
+
+
+@pytest.mark.realdata
+@pytest.mark.dask
+def test_evaluate_rating_metrics_are_block_sums_and_the_driver_never_reads_a_matrix(ml100k_dataset, ml100k_zip,
+                                                                                     tmp_path, monkeypatch):
+    """u1's test and cold parts plus ratings of users and items the model has never seen (all four mixes):
+    RMSE and MAE on the shm and Dask engines equal predict_idx in memory, while this process, where the job
+    runs, cannot read a factor row (each block task reads its own where it runs)."""
+    from recsys_dist.batch import run_evaluation
+    from recsys_dist.checkpoint import SavedModel, load_model, save_model
+    from recsys_dist.config import EngineConfig, EvaluateConfig, ModelConfig, SplitConfig, TrainConfig
+    from recsys_dist.data.dataset import Dataset
+    from recsys_dist.data.ingest import ingest_arrays
+    from recsys_dist.data.split import split
+    from recsys_dist.train import fit
+
+    u1 = tmp_path / "u1"
+    split(SplitConfig(data=str(ml100k_dataset), out=str(u1), method="folds", fold="u1", archive=str(ml100k_zip)))
+    save_model(fit(TrainConfig(train=str(u1 / "train")), ModelConfig(rank=8, n_iter=3, rank_damping=30.0),
+                   EngineConfig()).model, str(tmp_path / "m"))
+    # known user 1 and item 50; user 5000 and item 9000 unknown to the model
+    ingest_arrays(np.array([1, 1, 5000, 5000, 5000]), np.array([50, 9000, 50, 9000, 1]),
+                  np.array([5.0, 1.0, 2.0, 4.0, 3.0], np.float32), None, str(tmp_path / "new"), "test")
+    parts = [str(u1 / "test"), str(u1 / "cold"), str(tmp_path / "new")]
+    model = load_model(str(tmp_path / "m"))
+    predicted, actual = [], []
+    for url in parts:
+        ds = Dataset.open(url)
+        r = ds.read_all()
+        predicted.append(model.predict_idx(model.user_index(ds.user_index().to_raw(r.user_idx)),
+                                           model.item_index(ds.item_index().to_raw(r.item_idx))))
+        actual.append(r.rating)
+    errors = np.concatenate(predicted) - np.concatenate(actual)
+    want = {"rmse": float(np.sqrt(np.mean(errors ** 2))), "mae": float(np.mean(np.abs(errors))), "n": len(errors)}
+    assert want["n"] == 20_005
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("the job's process read a factor matrix")
+
+    monkeypatch.setattr(SavedModel, "rows", no_rows)  # the workers are other processes: they still can
+    for engine in (EngineConfig(name="shm", workers=2), EngineConfig(name="dask", workers=2)):
+        got = run_evaluation(EvaluateConfig(model=str(tmp_path / "m"), data=parts), engine)
+        assert {k: got[k] for k in want} == pytest.approx(want, rel=1e-12), engine.name
+        assert got["unknown_users"] == 1 and got["cold_ratings"] == 32 + 4
+        assert got["ranking"]["users"] > 400

@@ -14,7 +14,7 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_dist.data": 3, "recsys_dist.checkpoint": 3,
     "recsys_dist.data.ids": 0,  # pure id arithmetic (numpy, pandas): the one id lookup models use too
     "recsys_dist.executors": 4,
-    "recsys_dist.train": 5, "recsys_dist.train_blocks": 5, "recsys_dist.train_metrics": 5, "recsys_dist.pipeline": 5, "recsys_dist.bench": 5, "recsys_dist.batch": 5,
+    "recsys_dist.train": 5, "recsys_dist.train_blocks": 5, "recsys_dist.train_metrics": 5, "recsys_dist.eval_ratings": 5, "recsys_dist.pipeline": 5, "recsys_dist.bench": 5, "recsys_dist.batch": 5,
     "recsys_dist.user_jobs": 5, "recsys_dist.estimators": 5, "recsys_dist.similar_job": 5,
     "recsys_dist.scoring": 5, "recsys_dist.model_blocks": 4,  # model_blocks: tasks reading a saved model where they run
     "recsys_dist.tuning": 5,  # the search drives train, batch and pipeline
