@@ -16,10 +16,8 @@ import numpy as np
 import pandas as pd
 
 from recsys_dist import progress
-from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import SavedModel, load_model, write_json
 from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, ScoreConfig
-from recsys_dist.data.blocks import load_user_block
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ids import lookup
 from recsys_dist.eval_ratings import block_rating_metrics
@@ -28,7 +26,7 @@ from recsys_dist.evaluate import calibration, finish_ranking, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
 from recsys_dist.model_blocks import load_model_blocks
-from recsys_dist.recommend import rank_block, score_block
+from recsys_dist.recommend import rank_block
 
 # kinds whose predictions need more than a user and an item row: bpmf its posterior samples, genre_als the
 # genre rows of unrated items (and users); both train in the driver too, so their evaluation loads the model
@@ -55,24 +53,6 @@ def training_data_of(config: dict[str, Any], shape: tuple[int, int], model_url: 
         raise DataError(f"{url}: not the training data of {model_url} ({train.n_users} users and {train.n_items} "
                         f"items, the model has {shape[0]} and {shape[1]})")
     return train
-
-
-def block_top_k(model: ALSModel, train: Dataset, engine: EngineConfig, k: int, allowed: np.ndarray | None,
-                wanted: np.ndarray | None, block_users: int) -> list[Any]:
-    """Top-k of the ``wanted`` users (all when None) of a model in memory without their training items, block
-    by block on the engine, returned to the caller (bench's scoring rate; the jobs use ``scoring``)."""
-    with make_executor(engine) as ex:
-        n_users = len(model.user_ids_)
-        n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
-        args = [(train.url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
-        with progress.bar("building user blocks", len(args)):
-            ex.load_blocks("user", load_user_block, args)
-        ex.new_matrix("user", *model.user_matrix_.shape)[...] = model.user_matrix_
-        ex.new_matrix("item", *model.item_matrix_.shape)[...] = model.ranking_item_matrix()
-        users = n_users if wanted is None else len(wanted)
-        with progress.bar(f"scoring {users} users, top {k}", len(args)):
-            return ex.map_blocks("user", score_block, "item", "user",
-                                 (float(model.mu_), k, allowed, wanted, ex.task_threads))
 
 
 def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -> dict[str, Any]:

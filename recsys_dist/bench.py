@@ -15,7 +15,8 @@ all cores), then trains and reports per iteration and per half-step:
   serialisation) shows as wall time minus kernel time per worker;
 - the peak memory of all processes together (proportional set size, so shared-memory
   segments mapped by several processes count once), and of the driver process alone (what a
-  client of a cluster must hold: no factor matrix, unless ``bench.score_k`` scores the model).
+  client of a cluster must hold: no factor matrix); with ``bench.score_k``, the ``score`` job on the
+  model saved in ``bench.work_dir``: its rate and its process's peak.
 
 Figures are printed and appended as one JSON line to ``bench.out``. Benchmarks print
 figures; nothing here asserts a time.
@@ -215,19 +216,25 @@ def roofline(seconds: float, flops: float, nbytes: float, gflops_rate: float, gb
             "fraction_of_roofline": max(flop_floor, memory_floor) / seconds}
 
 
-def score_throughput(model: Any, train: Dataset, cfg: JobConfig) -> dict[str, Any]:
-    """Seconds to score every user at K = ``bench.score_k`` (training items excluded), run twice: the
-    first pass includes starting the engine's workers and compiling; the second is reported as the rate."""
-    from recsys_dist.batch import block_top_k
+def score_throughput(model_url: str, cfg: JobConfig) -> dict[str, Any]:
+    """Seconds the ``score`` job takes for every user of the saved model at K = ``bench.score_k`` (training
+    items excluded; each block task reads its rows where it runs and writes its Parquet part), run twice: the
+    first pass includes starting the engine's workers and compiling; the second is reported, with the job
+    process's peak memory."""
+    from recsys_dist.scoring import run_scoring
 
+    score_cfg = ScoreConfig(model=model_url, out=str(Path(cfg.bench.work_dir) / "scores"), k=cfg.bench.score_k)
     passes = []
     for _ in range(2):
+        gc.collect()
         started = time.perf_counter()
-        block_top_k(model, train, cfg.engine, cfg.bench.score_k, None, None, ScoreConfig().block_users)
+        with PeakMemory() as memory:
+            users = run_scoring(score_cfg, cfg.engine)["users"]
         passes.append(time.perf_counter() - started)
-    rate = train.n_users / passes[1]
+    rate = users / passes[1]
     return {"score_k": cfg.bench.score_k, "score_first_pass_seconds": passes[0], "score_seconds": passes[1],
-            "score_users_per_second": rate, "score_users_per_second_per_core": rate / (os.cpu_count() or 1)}
+            "score_users_per_second": rate, "score_users_per_second_per_core": rate / (os.cpu_count() or 1),
+            "score_driver_peak_memory_gb": memory.driver_peak_bytes / 1e9}
 
 
 PEER_SCRIPT = Path(__file__).resolve().parents[1] / "jobs" / "bench_peer.py"  # a script for another interpreter, not a module
@@ -300,10 +307,11 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     model_cfg = dataclasses.replace(cfg.model, tol=0.0)
     gc.collect()
     started = time.perf_counter()
+    # scoring reads the model saved here, as the score job does: the driver holds no factor matrix either way
+    model_url = str(Path(cfg.bench.work_dir) / "model") if cfg.bench.score_k else ""
     with PeakMemory() as memory:
-        # the model comes back to this process only to be scored: else the driver holds no factor matrix
-        result = fit(TrainConfig(train=str(split_dir / "train")), model_cfg, cfg.engine,
-                     in_memory=bool(cfg.bench.score_k))
+        result = fit(TrainConfig(train=str(split_dir / "train")), model_cfg, cfg.engine, save_to=model_url,
+                     in_memory=False)
     total = time.perf_counter() - started
     history = result.history
     steady = history[1:] if len(history) > 1 else history
@@ -347,7 +355,7 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     if iter_flops:
         figures.update(roofline(seconds, iter_flops, nbytes, rate, bandwidth))
     if cfg.bench.score_k:
-        figures.update(score_throughput(result.model, train, cfg))
+        figures.update(score_throughput(model_url, cfg))
     if cfg.bench.peer_python:
         figures["peer_python"] = cfg.bench.peer_python
         figures["peers"] = run_peers(cfg, split_dir / "train", seconds)

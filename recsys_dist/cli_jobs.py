@@ -183,9 +183,10 @@ def _run_bench(cfg: JobConfig) -> None:
                  "factor rows)", ", ".join(f"{side} half-steps {r['mode']}" for side, r in f["routing"].items()),
                  f["transferred_gb_per_iteration"], predicted / 1e9)
     if "score_seconds" in f:
-        _result("  scoring every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core); first pass with "
-                 "engine start-up %.1f s", f["score_k"], f["score_seconds"], f["score_users_per_second"],
-                 f["score_users_per_second_per_core"], f["score_first_pass_seconds"])
+        _result("  the score job, every user at K=%d: %.1f s = %.0f users/s (%.0f users/s per core), its process's "
+                 "peak %.2f GB; first pass with engine start-up %.1f s", f["score_k"], f["score_seconds"],
+                 f["score_users_per_second"], f["score_users_per_second_per_core"], f["score_driver_peak_memory_gb"],
+                 f["score_first_pass_seconds"])
     for peer in f.get("peers", []):
         if "missing" in peer:
             _result("  peer %s: not installed in %s (%s); install it there to compare", peer["peer"],

@@ -27,6 +27,9 @@ def test_bench_runs_and_appends_a_json_line(tmp_path):
                 "memory_floor_seconds", "flop_floor_seconds", "fraction_of_roofline"):
         assert figures[key] > 0, key
     assert figures["score_k"] == 20 and figures["score_users_per_second"] > 0 and "users/s per core" in proc.stdout
+    # the rate is the score job's: the model saved in the work dir, top-K Parquet published beside it
+    assert figures["score_driver_peak_memory_gb"] > 0 and (tmp_path / "wd" / "scores" / "_SUCCESS").exists()
+    assert (tmp_path / "wd" / "model" / "model.json").exists()
     assert abs(figures["gflops"] - figures["gflop_per_iteration"] / figures["seconds_per_iteration"]) < 1e-6 * figures["gflops"]
 
 
