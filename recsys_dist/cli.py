@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from recsys_dist import progress
 from recsys_dist.cli_flags import DESCRIPTIONS, FLAGS, LIST_KEYS, VIEW_FLAGS
@@ -28,10 +28,17 @@ from recsys_dist.errors import ConfigError, RecsysError
 log = logging.getLogger("recsys_dist")
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (exit 2) like every other error, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import recsys_dist
 
-    parser = argparse.ArgumentParser(prog="python -m recsys_dist", description=(
+    parser = OneLineErrors(prog="python -m recsys_dist", description=(
         "Distributed matrix-factorization recommenders: run a JOB (python -m recsys_dist JOB --help lists its "
         "options). The main job on the built-in default: python -m recsys_dist run"))
     parser.add_argument("--version", action="version", version=f"recsys_dist {recsys_dist.__version__}")
@@ -146,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             VIEW_RUNNERS[args.job](args)
             return 0
         cfg = load_config(args, args.job)
+        _warn_memory_output(cfg, args.job)
         with bars:
             RUNNERS[args.job](cfg)
     except RecsysError as exc:
@@ -163,6 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"recsys_dist {args.job}: {how}; nothing was published{_resume_hint(args.job, cfg)}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     return 0
+
+
+def _warn_memory_output(cfg: JobConfig, job: str) -> None:
+    """A memory:// output of a job run from the shell is gone when the job exits: say so before the work."""
+    section = {"similar-items": "similar", "fold-in": "foldin"}.get(job, job)
+    out = str(cfg.to_mapping().get(section, {}).get("out", ""))
+    if out.startswith("memory://"):
+        log.warning("%s.out %s: a memory:// output lives in this process only and is gone when the job exits "
+                    "(a file system path or object-store URL keeps it)", section, out)
 
 
 class Terminated(KeyboardInterrupt):

@@ -171,6 +171,23 @@ def test_cli_a_bad_flag_value_names_the_flag_typed():
     assert proc.returncode == 2 and "--rank (model.rank): must be >= 1, got -1" in proc.stderr
     proc = run_cli("evaluate", "--model", "x", "--data", "y", "--cold", "maybe")
     assert proc.returncode == 2 and "--cold (evaluate.cold):" in proc.stderr
+    proc = run_cli("train", "--rank", "3.5")  # argparse's own errors are one line too, not the usage block
+    assert proc.returncode == 2 and proc.stderr == ("python -m recsys_dist train: error: argument --rank: invalid int "
+                                                    "value: '3.5' (python -m recsys_dist train --help lists the "
+                                                    "options)\n")
+
+
+def test_cli_a_memory_output_from_the_shell_is_said_to_vanish(tmp_path):
+    proc = run_cli("run", "--quiet", "--out", "memory://cli-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("run.out memory://cli-run: a memory:// output lives in this process only and is "
+                                  "gone when the job exits"), proc.stderr
+
+
+def test_cli_a_raw_archive_given_as_a_dataset_says_to_ingest_it(ml100k_zip, tmp_path):
+    proc = run_cli("train", "--train", str(ml100k_zip), "--out", str(tmp_path / "m"))
+    assert proc.returncode == 1 and f"{ml100k_zip}: a file, not a dataset directory; ingest it first" in proc.stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_cli_version_and_the_model_repr_are_one_line(small_split, tmp_path):

@@ -223,6 +223,9 @@ class Dataset:
             raise DataError(
                 f"{url}: not a dataset (no {MANIFEST}; an interrupted job leaves none): run ingest, synth or split first"
             ) from None
+        except NotADirectoryError:  # e.g. the raw ml-100k.zip given where its ingested dataset belongs
+            raise DataError(f"{url}: a file, not a dataset directory; ingest it first (python -m recsys_dist ingest "
+                            f"--source {url} --out DIR) and pass DIR") from None
         except (OSError, ValueError) as exc:
             raise DataError(f"{url}/{MANIFEST}: unreadable manifest: {exc}") from None
         version = manifest.get("schema_version")
