@@ -10,6 +10,7 @@ predictions need more than two rows (``DRIVER_PREDICTED``), which load the model
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,15 @@ from recsys_dist.checkpoint import SavedModel, load_model, write_json
 from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, ScoreConfig
 from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.ids import lookup
-from recsys_dist.eval_ratings import block_rating_metrics
 from recsys_dist.errors import DataError
+from recsys_dist.eval_ratings import block_rating_metrics
 from recsys_dist.evaluate import calibration, finish_ranking, rating_metrics
 from recsys_dist.executors import make_executor
 from recsys_dist.model import ALSModel
 from recsys_dist.model_blocks import load_model_blocks
 from recsys_dist.recommend import rank_block
+
+log = logging.getLogger(__name__)
 
 # kinds whose predictions need more than a user and an item row: bpmf its posterior samples, genre_als the
 # genre rows of unrated items (and users); both train in the driver too, so their evaluation loads the model
@@ -88,7 +91,8 @@ def run_evaluation(cfg: EvaluateConfig, engine: EngineConfig = EngineConfig()) -
     if rating_kind and saved.kind in DRIVER_PREDICTED:
         result.update(_driver_rating_metrics(cfg.model, users, items, mapped_users, mapped_items, rating, scored))
     blocked = rating_kind and saved.kind not in DRIVER_PREDICTED
-    ranking: dict[str, Any] = {"relevance": cfg.relevance, "users": 0, "at": {}, "mrr": None, "auc": None,
+    ranking: dict[str, Any] = {"relevance": cfg.relevance, "users": 0, "relevant_in_training": 0, "at": {},
+                               "mrr": None, "auc": None,
                                "note": "every relevant rating is of a user or item without training ratings (cold)"}
     if blocked or len(ranked[2]):
         with make_executor(engine) as ex:
@@ -152,6 +156,11 @@ def _ranking(ex: Any, saved: SavedModel, rel_users: np.ndarray, rel_items: np.nd
                                 ks, n_items, ex.task_threads))
     assert sum(b["users"] for b in blocks) == len(evaluated), "blocks ranked other users than asked"
     (auc, auc_n), (rr, rr_n) = (np.sum([b[m] for b in blocks], axis=0) for m in ("auc", "rr"))
-    return {"relevance": cfg.relevance, "users": int(len(evaluated)),
+    in_training = sum(b["in_training"] for b in blocks)
+    if in_training:
+        log.warning("%s: %d of its %d relevant ratings are of items the same user rated in %s's training data, "
+                    "which the lists exclude, so they can never be hit; is this the test part of the model's own "
+                    "split?", " ".join(map(str, cfg.data)), in_training, len(rel_items), cfg.model)
+    return {"relevance": cfg.relevance, "users": int(len(evaluated)), "relevant_in_training": int(in_training),
             "at": finish_ranking([b["at"] for b in blocks], ks, n_items),
             "mrr": float(rr / rr_n) if rr_n else float("nan"), "auc": float(auc / auc_n) if auc_n else float("nan")}

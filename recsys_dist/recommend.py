@@ -89,8 +89,11 @@ def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, m
     rank_stats_rows(queries, np.ascontiguousarray(item_matrix[:, :-1]), query_bias,
                     item_matrix[:, -1].astype(np.float64), indptr, indices, sub_indptr,
                     np.ascontiguousarray(sub, np.int32), auc, rr)
+    # relevant items the user also rated in training: excluded from the lists, so never a hit (a wrong --data)
+    keys = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(indptr)) * n_items + indices
+    in_training = int(np.isin(np.repeat(np.arange(len(users), dtype=np.int64), counts) * n_items + sub, keys).sum())
     # a user whose every candidate is relevant has no AUC: averaged over the others
-    return {"users": int(len(users)), "at": ranking_sums(items, relevant, ks, n_items),
+    return {"users": int(len(users)), "in_training": in_training, "at": ranking_sums(items, relevant, ks, n_items),
             "auc": (float(np.nansum(auc)), int(np.isfinite(auc).sum())),
             "rr": (float(np.nansum(rr)), int(np.isfinite(rr).sum()))}
 

@@ -92,6 +92,14 @@ def test_evaluate_job_equals_a_single_process_reference(small_split, tmp_path):
         assert got["ranking"]["at"][str(k)] == pytest.approx(want, rel=1e-9)
     pred = model.predict_idx(test.user_idx, test.item_idx)
     assert got["rmse"] == pytest.approx(rmse(pred, test.rating)) and got["n"] == len(test)
+    assert got["ranking"]["relevant_in_training"] == 0 and "training data" not in ev.stderr
+    # the classic mistake, the training part given as --data: every relevant rating is a training one
+    wrong = run_cli("evaluate", "--model", str(tmp_path / "m"), "--data", str(small_split / "train"), "--k", "5",
+                    "--relevance", "3.5", "--out", str(tmp_path / "wrong"))
+    assert wrong.returncode == 0, wrong.stderr
+    relevant = int((train.rating >= 3.5).sum())
+    assert json.loads((tmp_path / "wrong" / "metrics.json").read_text())["ranking"]["relevant_in_training"] == relevant
+    assert f"{relevant} of its {relevant} relevant ratings are of items the same user rated in" in wrong.stderr
 
 
 @pytest.mark.realdata
