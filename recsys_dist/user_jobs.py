@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from recsys_dist.errors import DataError
 from recsys_dist.explain import EXPLAINED_KINDS, contributions, liked_genre, strongest
 from recsys_dist.model import ALSModel
 from recsys_dist.recommend import top_k
+
+log = logging.getLogger(__name__)
 
 
 def run_fold_in(cfg: FoldInConfig, fmt: IngestConfig = IngestConfig()) -> dict[str, Any]:
@@ -67,6 +70,10 @@ def run_recommend(cfg: RecommendConfig, rules: FilterConfig = FilterConfig(),
         if mine.any():  # the folded-in ratings replace the user's training ratings
             items = model.item_index(raw.item[mine])
             rated, ratings = items[items >= 0], np.asarray(raw.rating[mine], np.float64)[items >= 0]
+        unknown = int(np.sum(model.item_index(raw.item) < 0))
+        if unknown:  # fold-in learns nothing from them: say so, as the fold-in job does
+            log.warning("%s: %d of its %d ratings are of items the model does not know, ignored", cfg.fold_in,
+                        unknown, len(raw))
     items_table = train.read_items()
     titles = items_table["title"].to_numpy(dtype=object)
     item_genres = items_table["genres"].to_numpy(dtype=object)

@@ -67,3 +67,15 @@ def test_recommend_after_folding_in_a_new_user(model_dir, tmp_path):
     assert reasons and reasons <= set(liked.tolist())
     with pytest.raises(DataError, match="integers"):
         run_recommend(RecommendConfig(model=str(model_dir), user="abc"))
+
+
+def test_recommend_fold_in_says_which_ratings_it_ignored(model_dir, tmp_path, caplog):
+    from recsys_dist.checkpoint import load_model
+
+    known = load_model(str(model_dir)).item_ids_[:3]
+    lines = "".join(f"999,{i},5\n" for i in [*known.tolist(), 99_999_999])
+    (tmp_path / "new.csv").write_text("user_id,item_id,rating\n" + lines)
+    with caplog.at_level("WARNING"):
+        r = run_recommend(RecommendConfig(model=str(model_dir), user="999", k=5, fold_in=str(tmp_path / "new.csv")))
+    assert r["known"] and r["rated"] == 3
+    assert f"{tmp_path / 'new.csv'}: 1 of its 4 ratings are of items the model does not know, ignored" in caplog.text
