@@ -45,18 +45,6 @@ def top_k(user_matrix: np.ndarray, item_matrix: np.ndarray, mu: float, user_idx:
                    item_matrix[:, -1].astype(np.float64), k, exclude, allowed)
 
 
-def score_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
-                allowed: np.ndarray | None, wanted: np.ndarray | None,
-                threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Executor task: top-k for the users of one block (those ``wanted[u]`` marks; all when None),
-    never returning an item the user rated in the block. Returns (user indices int64[n], items
-    int32[n, k], scores float32[n, k]); only this block's results travel back."""
-    set_threads(threads)
-    keep = None if wanted is None else np.asarray(wanted[block.lo:block.hi], bool)
-    users, items, scores = block_top_k_rows(block, item_matrix, user_rows, mu, k, allowed, keep)
-    return users + block.lo, items, scores
-
-
 def block_top_k_rows(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
                      allowed: np.ndarray | None, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k of the block's users that ``keep`` marks (a mask over the block's rows; all when None), never an
@@ -70,16 +58,18 @@ def block_top_k_rows(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndar
     return users, items, scores
 
 
-def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, mu: float, k: int,
-               wanted: np.ndarray, rel_indptr: np.ndarray, rel_indices: np.ndarray, ks: list[int], n_items: int,
+def rank_block(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, wanted: np.ndarray,
+               rel_indptr: np.ndarray, rel_indices: np.ndarray, mu: float, k: int, ks: list[int], n_items: int,
                threads: int) -> dict[str, Any]:
-    """Executor task of evaluation: the wanted users' top-k (``score_block``) scored against their relevant
-    items (``rel_indptr``/``rel_indices``: a CSR over all users of the model) as ``evaluate.ranking_sums``,
-    and from their whole ranked lists AUC and reciprocal rank, summed; only the sums travel back (reduced
-    by ``evaluate.finish_ranking``)."""
-    users, items, _ = score_block(block, item_matrix, user_rows, mu, k, None, wanted, threads)
-    _, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu,
-                                                            np.asarray(wanted[block.lo:block.hi], bool))
+    """Executor task of evaluation, with the block's own slices (``map_blocks``' per-block part): the users
+    ``wanted`` marks (a mask over the block's rows) get their top-k without their training items, scored
+    against their relevant items (``rel_indptr``/``rel_indices``: a CSR over the block's rows) as
+    ``evaluate.ranking_sums``, and from their whole ranked lists AUC and reciprocal rank, summed; only the
+    sums travel back (reduced by ``evaluate.finish_ranking``)."""
+    set_threads(threads)
+    keep = np.asarray(wanted, bool)
+    users, items, _ = block_top_k_rows(block, item_matrix, user_rows, mu, k, None, keep)
+    _, queries, query_bias, indptr, indices = _block_queries(block, user_rows, mu, keep)
     counts = rel_indptr[users + 1] - rel_indptr[users]
     sub_indptr = np.zeros(len(users) + 1, np.int64)
     np.cumsum(counts, out=sub_indptr[1:])

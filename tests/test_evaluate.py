@@ -181,6 +181,8 @@ def test_evaluate_rating_metrics_are_block_sums_and_the_driver_never_reads_a_mat
     want = {"rmse": float(np.sqrt(np.mean(errors ** 2))), "mae": float(np.mean(np.abs(errors))), "n": len(errors)}
     assert want["n"] == 20_005
 
+    reference = run_evaluation(EvaluateConfig(model=str(tmp_path / "m"), data=parts))  # in process
+
     def no_rows(*args, **kwargs):
         raise AssertionError("the job's process read a factor matrix")
 
@@ -189,4 +191,9 @@ def test_evaluate_rating_metrics_are_block_sums_and_the_driver_never_reads_a_mat
         got = run_evaluation(EvaluateConfig(model=str(tmp_path / "m"), data=parts), engine)
         assert {k: got[k] for k in want} == pytest.approx(want, rel=1e-12), engine.name
         assert got["unknown_users"] == 1 and got["cold_ratings"] == 32 + 4
-        assert got["ranking"]["users"] > 400
+        ranking, want_ranking = got["ranking"], reference["ranking"]
+        assert ranking["users"] == want_ranking["users"] > 400
+        assert ranking["relevant_in_training"] == 1  # user 1 rated item 50 in u1's training data too
+        assert {m: ranking[m] for m in ("auc", "mrr")} == pytest.approx({m: want_ranking[m] for m in ("auc", "mrr")},
+                                                                        rel=1e-9)
+        assert ranking["at"]["10"] == pytest.approx(want_ranking["at"]["10"], rel=1e-9)

@@ -101,7 +101,10 @@ class Executor(Protocol):
               with_prev: bool = False) -> list[np.ndarray]: ...
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
-                   params: tuple) -> list[Any]: ...
+                   params: tuple, per_block: Sequence[tuple] = ()) -> list[Any]:
+        """``task(block, src matrix, the block's rows of ``rows``, *extra, *params)`` for every block of
+        ``side``, results in block order; ``extra`` is the block's entry of ``per_block`` (empty when not
+        given): what only that block needs, so nothing the size of a side travels to every task."""
 
     def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
                       per_block: Sequence[tuple]) -> list[np.ndarray]: ...

@@ -238,12 +238,13 @@ class DaskExecutor(DriverMatrices):
         return stats
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
-                   params: tuple) -> list[Any]:
+                   params: tuple, per_block: Sequence[tuple] = ()) -> list[Any]:
         if check_same_kind((src, rows), self._shards):
             own = None if rows is None else self._own_rows(side, rows)
-            done = self._run_sharded(side, _map_remote, task, src, own, params, f"map over the {side} blocks")
+            done = self._run_sharded(side, _map_remote, task, src, own, params, f"map over the {side} blocks",
+                                     per_block=per_block)
             return self.waiting.gather([done[b] for b in range(len(done))], f"the map over the {side} blocks")
-        return self._run_blocks(side, _map_remote, task, src, rows, params, f"map over the {side} blocks")
+        return self._run_blocks(side, _map_remote, task, src, rows, params, f"map over the {side} blocks", per_block)
 
     def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,
                       per_block: Sequence[tuple]) -> list[np.ndarray]:
@@ -261,17 +262,19 @@ class DaskExecutor(DriverMatrices):
     def _run_sharded(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
                      own: list | None, params: tuple, what: str, routed: bool = False,
                      homes: list[tuple[str, ...]] | None = None,
-                     submitted: Callable[[dict[int, Any]], None] | None = None) -> dict[int, Any]:
-        """``runner(task, block, src, own_rows, params, threads)`` for every block of ``side``, where the block
+                     submitted: Callable[[dict[int, Any]], None] | None = None,
+                     per_block: Sequence[tuple] = ()) -> dict[int, Any]:
+        """``runner(task, block, src, own_rows, params, threads, extra)`` for every block of ``side``, where the block
         lives; ``src`` brought there by ``dask_sending`` (broadcast, or for a half-step -- ``routed`` -- whose
         routing tables chose it, only the rows each worker's blocks read); ``own`` the block's own rows future
         (or None); ``homes`` the blocks' workers when the caller has just asked; ``submitted`` called with the
-        futures before they are waited for. Returns the finished futures by block: their data stays on the
-        workers."""
+        futures before they are waited for; ``extra`` the block's entry of ``per_block`` (empty when not
+        given). Returns the finished futures by block: their data stays on the workers."""
         homes = homes or self._homes(self._blocks[side])
         inputs = self.sending.inputs(side, src, homes, routed)
+        extras = list(per_block) or [()] * len(inputs)
         futures = {b: self.client.submit(runner, task, block, matrix, None if own is None else own[b], params,
-                                         self._threads, pure=False, retries=0, **near(homes[b]))
+                                         self._threads, extras[b], pure=False, retries=0, **near(homes[b]))
                    for b, (block, matrix) in inputs.items()}
         if submitted is not None:
             submitted(futures)

@@ -32,7 +32,7 @@ def _solve_remote(task: Task, block, src: np.ndarray, prev, params: tuple, threa
 def _map_remote(task: Callable[..., Any], block, src: np.ndarray, rows, params: tuple,  # noqa: ANN001
                 threads: dict[str, int], extra: tuple = ()) -> Any:
     _size_threads(threads)
-    return task(block, src, rows_of(rows), *params)
+    return task(block, src, rows_of(rows), *extra, *params)
 
 
 def _update_remote(task: Callable[..., Any], block, other: np.ndarray, own, params: tuple,  # noqa: ANN001

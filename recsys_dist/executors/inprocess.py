@@ -81,13 +81,13 @@ class InProcessExecutor(DriverMatrices):
         return stats
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
-                   params: tuple) -> list[Any]:
+                   params: tuple, per_block: Sequence[tuple] = ()) -> list[Any]:
         if rows is not None:
             self._own_rows(side, rows)
         results = []
-        for block in self._blocks[side]:
+        for block, extra in zip(self._blocks[side], list(per_block) or [()] * len(self._blocks[side])):
             own = None if rows is None else self._matrices[rows][block.lo:block.hi]
-            results.append(task(block, None if src is None else self._matrices[src], own, *params))
+            results.append(task(block, None if src is None else self._matrices[src], own, *extra, *params))
             progress.advance()
         return results
 

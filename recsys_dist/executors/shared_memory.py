@@ -124,10 +124,10 @@ def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, pa
 
 
 def _map_in_worker(task: Callable[..., Any], ref: BlockRef, src: ArrayRef | None, rows: ArrayRef | None,
-                   params: tuple) -> Any:
+                   extra: tuple, params: tuple) -> Any:
     block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
     return task(block, None if src is None else _view(src), None if rows is None else _view(rows)[ref.lo:ref.hi],
-                *params)
+                *extra, *params)
 
 
 def _update_in_worker(task: Callable[..., Any], ref: BlockRef, own: ArrayRef, other: ArrayRef, extra: tuple,
@@ -231,11 +231,12 @@ class SharedMemoryExecutor:
         return self._run(_solve_in_worker, jobs, f"the {side} half-step")
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
-                   params: tuple) -> list[Any]:
+                   params: tuple, per_block: Sequence[tuple] = ()) -> list[Any]:
         self._own_rows(side, rows)
         rows_ref = None if rows is None else self._matrices[rows][0]
         src_ref = None if src is None else self._matrices[src][0]
-        jobs = [(task, ref, src_ref, rows_ref, params) for ref in self._blocks[side]]
+        extras = list(per_block) or [()] * len(self._blocks[side])
+        jobs = [(task, ref, src_ref, rows_ref, extra, params) for ref, extra in zip(self._blocks[side], extras)]
         return self._run(_map_in_worker, jobs, f"a map over the {side} blocks")
 
     def update_strata(self, side: str, task: Callable[..., Any], own: str, other: str, params: tuple,

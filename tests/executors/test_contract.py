@@ -67,6 +67,12 @@ class ExecutorContract:
         got = executor.map_blocks("user", own_rows_task, None, "user", (1.0,))
         assert got == [2.0 * sum(range(lo, hi)) + 1.0 for lo, hi in BOUNDS]
 
+    def test_contract_map_blocks_gives_each_block_its_own_part(self, executor):
+        executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
+        executor.new_matrix("user", 10, 2)[...] = np.arange(10, dtype=np.float32)[:, None]
+        got = executor.map_blocks("user", own_rows_task, None, "user", (), [(10.0 * b,) for b in range(len(BOUNDS))])
+        assert got == [2.0 * sum(range(lo, hi)) + 10.0 * b for b, (lo, hi) in enumerate(BOUNDS)]
+
     def test_contract_update_strata_writes_own_rows_and_the_strata_rows(self, executor):
         executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])
         executor.new_matrix("user", 10, 2)[...] = 1.0
