@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from recsys_dist import progress
-from recsys_dist.blocking import block_bounds
 from recsys_dist.checkpoint import SavedModel, load_model, write_json
 from recsys_dist.config import RANKING_KINDS, EngineConfig, EvaluateConfig, ScoreConfig
 from recsys_dist.data.dataset import Dataset
@@ -150,12 +149,12 @@ def _ranking(ex: Any, saved: SavedModel, rel_users: np.ndarray, rel_items: np.nd
     np.add.at(rel_indptr, rel_users + 1, 1)
     rel_indptr = np.cumsum(rel_indptr)
     ks = sorted(set(cfg.k))
-    n_blocks = load_model_blocks(ex, saved, train.url, ScoreConfig().block_users, in_process)
+    bounds = load_model_blocks(ex, saved, train.url, ScoreConfig().block_users, in_process)
     rel_items = np.ascontiguousarray(rel_items, np.int32)
     # each block gets its users' slices only: a whole-model mask or CSR per task grew with users x blocks
     own = [(wanted[lo:hi], rel_indptr[lo:hi + 1] - rel_indptr[lo], rel_items[rel_indptr[lo]:rel_indptr[hi]])
-           for lo, hi in block_bounds(n_users, n_blocks)]
-    with progress.bar(f"ranking {len(evaluated)} users, top {max(ks)}", n_blocks):
+           for lo, hi in bounds]
+    with progress.bar(f"ranking {len(evaluated)} users, top {max(ks)}", len(bounds)):
         blocks = ex.map_blocks("user", rank_block, "item", "user", (saved.mu, max(ks), ks, n_items, ex.task_threads),
                                own)
     assert sum(b["users"] for b in blocks) == len(evaluated), "blocks ranked other users than asked"

@@ -21,23 +21,25 @@ from recsys_dist.errors import DataError
 from recsys_dist.model import rank_shrink
 
 
-def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: int, in_process: bool) -> int:
+def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: int,
+                      in_process: bool) -> list[tuple[int, int]]:
     """Put ``saved`` on the executor ``ex``: the user blocks of its training data (each user's items, which
     top-K excludes) with sharded matrix ``user``, the user rows read from the model where each block lives,
     and an item side of rows only with sharded matrix ``item``, the ranking item matrix (``ranking_rows``).
-    Returns the number of user blocks: ``block_users`` users each, at least two per worker. ``in_process``:
+    Returns the user blocks' (lo, hi) rows: ``block_users`` users each, at least two per worker. ``in_process``:
     the tasks run in this process (the inprocess engine), so they can read a memory:// model."""
     check_model_readable(saved, in_process)
     n_users, n_items = saved.n_rows["user"], saved.n_rows["item"]
     n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
-    args = [(train_url, b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_users, n_blocks))]
+    bounds = block_bounds(n_users, n_blocks)
+    args = [(train_url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
     with progress.bar("building user blocks", len(args)):
         ex.load_blocks("user", load_user_block, args)
     ex.load_blocks("item", rows_only_block,
                    [(b, lo, hi) for b, (lo, hi) in enumerate(block_bounds(n_items, max(1, ex.n_workers)))])
     ex.new_sharded("user", "user", saved.n_cols("user"), model_rows, (saved.url, "user"))
     ex.new_sharded("item", "item", saved.n_cols("item"), ranking_rows, (saved.url,))
-    return n_blocks
+    return bounds
 
 
 def check_model_readable(saved: SavedModel, in_process: bool) -> None:

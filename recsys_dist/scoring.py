@@ -44,7 +44,6 @@ class ScoreSpec:
     mu: float
     k: int
     allowed: np.ndarray | None  # mask over the items (the --filter rules), None: all
-    asked: np.ndarray | None  # sorted user indices listed with --users, None: every user
     predicts_unrated_users: bool  # genre_als with demographics: a user without ratings but with a row is warm
     cold_items: np.ndarray  # int32[k] the cold-start list (-1 past its end)
     cold_scores: np.ndarray  # float32[k]
@@ -72,7 +71,7 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
     writer = RecommendationWriter(cfg.out)
     try:
         with make_executor(engine) as ex:
-            n_blocks = load_model_blocks(ex, saved, train.url, cfg.block_users, not multi_process)
+            bounds = load_model_blocks(ex, saved, train.url, cfg.block_users, not multi_process)
             item_counts = saved.counts("item")
             item_term = None
             if not uses_counts(saved.kind, item_counts):  # cold users ranked by the item term: the last column
@@ -81,11 +80,14 @@ def run_scoring(cfg: ScoreConfig, engine: EngineConfig = EngineConfig(),
                                                        allowed, 1)
             spec = ScoreSpec(saved.url, titles_source(train.url),
                              None if str(cfg.out).startswith("memory://") and multi_process else writer.target,
-                             saved.mu, cfg.k, allowed, asked, saved.kind == "genre_als" and
+                             saved.mu, cfg.k, allowed, saved.kind == "genre_als" and
                              "demographic_embedding" in saved.config, cold_items[0], cold_scores[0],
                              saved.config.get("posterior"))
-            with progress.bar(f"scoring {n_users if asked is None else len(asked)} users, top {cfg.k}", n_blocks):
-                results = ex.map_blocks("user", score_part, "item", "user", (spec, ex.task_threads))
+            with progress.bar(f"scoring {n_users if asked is None else len(asked)} users, top {cfg.k}", len(bounds)):
+                # --users: each block gets its own listed users only, not the whole list in every task
+                own = [(None,)] * len(bounds) if asked is None else [
+                    (asked[(asked >= lo) & (asked < hi)] - lo,) for lo, hi in bounds]
+                results = ex.map_blocks("user", score_part, "item", "user", (spec, ex.task_threads), own)
         for block, result in enumerate(results):
             part = result["part"]
             if isinstance(part, pd.DataFrame):  # a memory:// output: the driver writes what the task returned
@@ -109,17 +111,18 @@ def last_column(_block: InBlock, _src: None, own_rows: np.ndarray) -> np.ndarray
     return np.array(own_rows[:, -1], np.float32)
 
 
-def score_part(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, spec: ScoreSpec,
-               threads: int) -> dict[str, Any]:
-    """Map task: one user block's recommendations, written as its part where it runs. Warm users get their
-    top-k without their training items; cold ones (no training rating, and no row from demographics)
-    the cold-start list. Returns the part's record (or, for a driver-only output, the frame), how many
-    users it lists and how many of them are cold."""
+def score_part(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray, listed: np.ndarray | None,
+               spec: ScoreSpec, threads: int) -> dict[str, Any]:
+    """Map task: one user block's recommendations, written as its part where it runs: for the block's rows
+    ``listed`` (local indices, the --users in the block), all when None. Warm users get their top-k without
+    their training items; cold ones (no training rating, and no row from demographics) the cold-start list.
+    Returns the part's record (or, for a driver-only output, the frame), how many users it lists and how
+    many of them are cold."""
     set_threads(threads)
     asked = np.ones(block.hi - block.lo, bool)
-    if spec.asked is not None:
+    if listed is not None:
         asked[:] = False
-        asked[spec.asked[(spec.asked >= block.lo) & (spec.asked < block.hi)] - block.lo] = True
+        asked[listed] = True
     cold = np.diff(block.indptr) == 0
     if spec.predicts_unrated_users:
         cold &= ~user_rows.any(axis=1)
