@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from typing import Any
 
 import fsspec
@@ -129,10 +128,11 @@ def write_json(url: str, name: str, obj: Any) -> None:
 
 def write_text(url: str, text: str) -> None:
     """Write the file ``url`` (a path or fsspec URL) atomically: a reader never sees half of it."""
-    parent, name = os.path.split(str(url).rstrip("/"))
-    fs, root = _fs(parent or ".")
-    fs.makedirs(root, exist_ok=True)
-    _put(fs, f"{root}/{name}", text.encode())
+    fs, path = _fs(url)  # split after resolving: memory://report.html has no parent "memory:"
+    parent = fs._parent(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    _put(fs, path, text.encode())
 
 
 def write_json_lines(url: str, name: str, records: list[dict[str, Any]]) -> None:

@@ -34,7 +34,7 @@ from recsys_dist.model import ALSModel
 from recsys_dist.models import steps_for
 from recsys_dist.models.popular import popular_matrices
 from recsys_dist.train_blocks import build_blocks, check_worker_memory, default_blocks
-from recsys_dist.train_metrics import block_metrics, model_metrics, test_rmse
+from recsys_dist.train_metrics import block_metrics, model_metrics, reduced_test_rmse
 
 log = logging.getLogger(__name__)
 Callback = Callable[[dict[str, Any]], None]
@@ -136,7 +136,7 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
                     raise FitError(f"iteration {iteration + 1}: non-finite {side} factors; increase model.reg "
                                    f"(or lower model.learning_rate) or check the ratings")
             if test_url and sharded:
-                record["test_rmse"] = test_rmse(ex, mu, model_cfg.kind, config, train.rating_scale[:2])
+                record["test_rmse"] = reduced_test_rmse(ex, mu, model_cfg.kind, config, train.rating_scale[:2])
             elif test is not None:
                 model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, train.rating_scale[:2], copy=False,
                                steps=steps)
@@ -190,9 +190,10 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
 def _check_block_writable(save_to: str, train_cfg: TrainConfig, engine: str) -> None:
     """Stop before any work when a sharded model would be saved or checkpointed to memory:// by workers in other
     processes: each would write its blocks into a memory:// of its own, and the driver's model would lack them."""
-    for url in dict.fromkeys((save_to, train_cfg.out)):
+    checkpointed = train_cfg.checkpoint_every or train_cfg.resume  # only then do the blocks write to train.out
+    for url in dict.fromkeys((save_to, train_cfg.out if checkpointed else "")):
         if str(url).startswith("memory://"):
-            raise DataError(f"train.out (--out) {url}: the {engine} engine's workers write the model block by block "
+            raise DataError(f"{url}: the {engine} engine's workers write the model block by block "
                             "where the blocks live, and a memory:// URL is one process's alone; save it to a path or "
                             "object store, or use --engine inprocess")
 

@@ -22,7 +22,7 @@ def clip_range(mu: float, kind: str, config: dict, scale: tuple[float, float]) -
     return tuple(scale) if clips else None
 
 
-def test_rmse(ex: Any, mu: float, kind: str, config: dict, scale: tuple[float, float]) -> float:
+def reduced_test_rmse(ex: Any, mu: float, kind: str, config: dict, scale: tuple[float, float]) -> float:
     """The test RMSE ``ALSModel.predict_idx`` would give, reduced from per-block sums where the rows live."""
     params = (mu, clip_range(mu, kind, config, scale))
     return error_metrics(ex.map_blocks("test", block_errors, "item", "user", params))["rmse"]

@@ -118,7 +118,7 @@ def test_checkpoint_a_memory_url_model_from_worker_processes_is_refused_before_a
     url = f"memory://models/{uuid.uuid4().hex}"
     train = TrainConfig(train=str(small_split / "train"), out=url, checkpoint_every=1)
     for kind in ("als", "implicit_als"):
-        with pytest.raises(DataError, match=r"^train\.out \(--out\) memory://.*: the shm engine's workers write the "
+        with pytest.raises(DataError, match=r"^memory://.*: the shm engine's workers write the "
                                             r"model block by block .* or use --engine inprocess$"):
             fit(train, ModelConfig(kind=kind, rank=4, n_iter=1), EngineConfig(name="shm", workers=2),
                 save_to=url, in_memory=False)
@@ -127,3 +127,15 @@ def test_checkpoint_a_memory_url_model_from_worker_processes_is_refused_before_a
     saved = load_model(url)
     assert fitted.history[-1]["iteration"] == 2
     assert saved.user_matrix_.shape == (len(saved.user_ids_), 5) and np.abs(saved.user_matrix_).sum() > 0
+
+
+def test_checkpoint_write_text_goes_to_the_named_file_for_paths_and_urls(tmp_path, monkeypatch):
+    from recsys_dist.checkpoint import write_text
+
+    monkeypatch.chdir(tmp_path)
+    name = f"page-{uuid.uuid4().hex}.html"
+    for url in (name, f"sub/{name}", f"memory://{name}", f"memory://dir/{name}", f"file://{tmp_path}/f/{name}"):
+        write_text(url, "<p>hi</p>")
+        with fsspec.open(url if "://" in url else str(tmp_path / url), "r") as fh:
+            assert fh.read() == "<p>hi</p>", url
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "sub", "f"])  # no memory: directory

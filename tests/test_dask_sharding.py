@@ -97,7 +97,7 @@ def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
     from recsys_dist.executors.dask import DaskExecutor
     from recsys_dist.models.explicit import ExplicitSteps
     from recsys_dist.train_blocks import load_rating_side
-    from recsys_dist.train_metrics import test_rmse
+    from recsys_dist.train_metrics import reduced_test_rmse
     from recsys_dist.als import block_is_finite, init_rows
 
     train = Dataset.open(str(small_split / "train"))
@@ -116,7 +116,7 @@ def test_dask_training_never_brings_a_factor_matrix_to_the_client(small_split):
         for iteration in range(2):
             record = steps.iteration(ex, iteration)
             assert all(ex.map_blocks("user", block_is_finite, None, "user", ()))
-            rmse = test_rmse(ex, mu, "als", {"model": {"clip": True}}, train.rating_scale[:2])
+            rmse = reduced_test_rmse(ex, mu, "als", {"model": {"clip": True}}, train.rating_scale[:2])
         assert np.isfinite(record["objective"]) and 0 < rmse < 2
         held = _arrays_reachable_from(ex)
         assert [a.shape for a in held if a.ndim == 2 and a.shape[0] in (train.n_users, train.n_items)] == []

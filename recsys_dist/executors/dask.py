@@ -67,7 +67,7 @@ class DaskExecutor(DriverMatrices):
         self.sending = Sending(self, routing_mode)
         self._cols: dict[str, int] = {}  # each sharded matrix's columns
         self._sent: dict[str, int] = {}  # each worker's transfer counter at the last transferred_bytes()
-        self.retries, self.pause_timeout = retries, pause_timeout
+        self.retries = retries
         self._blocks: dict[str, list] = {}
         self._shards: dict[str, tuple[str, list]] = {}  # sharded matrix -> (its side, one rows future a block)
         self.fetches = 0
