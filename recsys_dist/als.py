@@ -109,10 +109,16 @@ def block_errors(block: InBlock, item_matrix: np.ndarray, user_rows: np.ndarray,
     predicted = np.empty(block.nnz, np.float64)
     predict_pairs(users, np.asarray(block.indices, np.int64), np.ascontiguousarray(user_rows, np.float32),
                   item_matrix, float(mu), predicted)
+    return error_sums(predicted, block.values, clip)
+
+
+def error_sums(predicted: np.ndarray, actual: np.ndarray,
+               clip: tuple[float, float] | None) -> tuple[float, float, int]:
+    """(sum of squared errors, sum of absolute errors, n) of float64 ``predicted``, clipped to ``clip`` in place."""
     if clip is not None:
         np.clip(predicted, *clip, out=predicted)
-    errors = predicted - block.values
-    return float(np.sum(errors ** 2)), float(np.sum(np.abs(errors))), int(block.nnz)
+    errors = predicted - actual
+    return float(np.sum(errors ** 2)), float(np.sum(np.abs(errors))), int(len(errors))
 
 
 def error_metrics(sums: list[tuple[float, float, int]]) -> dict[str, float | int]:

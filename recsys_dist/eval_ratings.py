@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from recsys_dist import progress
-from recsys_dist.als import block_errors, error_metrics
+from recsys_dist.als import block_errors, error_metrics, error_sums
 from recsys_dist.blocking import InBlock, block_bounds
 from recsys_dist.checkpoint import SavedModel, model_rows
-from recsys_dist.model_blocks import check_model_readable, rows_only_block
+from recsys_dist.model_blocks import check_model_readable, rows_only_block, user_block_bounds
 from recsys_dist.train_metrics import clip_range
 
 
@@ -36,7 +36,7 @@ def block_rating_metrics(ex: Any, saved: SavedModel, users: np.ndarray, items: n
     known = users >= 0
     order = np.argsort(users[known], kind="stable")
     known_users, known_items, known_ratings = users[known][order], items[known][order], ratings[known][order]
-    bounds = block_bounds(n_users, max(-(-n_users // block_users), 2 * ex.n_workers))
+    bounds = user_block_bounds(n_users, block_users, ex.n_workers)
     cuts = np.searchsorted(known_users, [lo for lo, _ in bounds] + [n_users])
     args = [(b, lo, hi, known_users[cuts[b]:cuts[b + 1]], known_items[cuts[b]:cuts[b + 1]],
              known_ratings[cuts[b]:cuts[b + 1]]) for b, (lo, hi) in enumerate(bounds)]
@@ -54,7 +54,7 @@ def block_rating_metrics(ex: Any, saved: SavedModel, users: np.ndarray, items: n
         sums += ex.map_blocks("item", unknown_user_errors, None, "item",
                               (items[item_known], ratings[item_known], mu, clip))
         both = unknown & (items < 0)
-        sums.append(_errors(np.full(int(both.sum()), mu), ratings[both], clip))
+        sums.append(error_sums(np.full(int(both.sum()), mu), ratings[both], clip))
     return error_metrics(sums)
 
 
@@ -73,11 +73,4 @@ def unknown_user_errors(block: InBlock, _src: None, item_rows: np.ndarray, items
     items are this block's, predicted as ``predict_idx`` does: mu + the item's bias."""
     mine = (items >= block.lo) & (items < block.hi)
     predicted = mu + item_rows[items[mine] - block.lo, -1].astype(np.float64)
-    return _errors(predicted, ratings[mine], clip)
-
-
-def _errors(predicted: np.ndarray, ratings: np.ndarray, clip: tuple[float, float] | None) -> tuple[float, float, int]:
-    if clip is not None:
-        predicted = np.clip(predicted, *clip)
-    errors = predicted - ratings
-    return float(np.sum(errors ** 2)), float(np.sum(np.abs(errors))), int(len(errors))
+    return error_sums(predicted, ratings[mine], clip)

@@ -30,8 +30,7 @@ def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: i
     the tasks run in this process (the inprocess engine), so they can read a memory:// model."""
     check_model_readable(saved, in_process)
     n_users, n_items = saved.n_rows["user"], saved.n_rows["item"]
-    n_blocks = max(-(-n_users // block_users), 2 * ex.n_workers)
-    bounds = block_bounds(n_users, n_blocks)
+    bounds = user_block_bounds(n_users, block_users, ex.n_workers)
     args = [(train_url, b, lo, hi) for b, (lo, hi) in enumerate(bounds)]
     with progress.bar("building user blocks", len(args)):
         ex.load_blocks("user", load_user_block, args)
@@ -40,6 +39,12 @@ def load_model_blocks(ex: Any, saved: SavedModel, train_url: str, block_users: i
     ex.new_sharded("user", "user", saved.n_cols("user"), model_rows, (saved.url, "user"))
     ex.new_sharded("item", "item", saved.n_cols("item"), ranking_rows, (saved.url,))
     return bounds
+
+
+def user_block_bounds(n_users: int, block_users: int, n_workers: int) -> list[tuple[int, int]]:
+    """The (lo, hi) rows of the user blocks the serving jobs cut a model into: ``block_users`` users each, at
+    least two blocks per worker."""
+    return block_bounds(n_users, max(-(-n_users // block_users), 2 * n_workers))
 
 
 def check_model_readable(saved: SavedModel, in_process: bool) -> None:
