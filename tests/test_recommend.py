@@ -30,6 +30,51 @@ def test_recommend_topk_kernel_equals_argsort_reference(seed, k, ties, n_items):
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+def _rank_stats_reference(scores, excluded, relevant):
+    """AUC and reciprocal rank of one row by plain loops: the list is every item not excluded, by score
+    then lower index; an excluded relevant item is not in it."""
+    listed = [i for i in np.lexsort((np.arange(len(scores)), -scores)) if i not in excluded]
+    rel = [i for i in listed if i in relevant]
+    neg = [scores[i] for i in listed if i not in relevant]
+    if not rel:
+        return np.nan, np.nan
+    auc = np.mean([np.mean([1.0 if scores[i] > s else 0.5 if scores[i] == s else 0.0 for s in neg])
+                   for i in rel]) if neg else np.nan
+    return auc, 1 / (1 + min(listed.index(i) for i in rel))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), ties=st.booleans(), n_items=st.integers(1, 40), threads=st.sampled_from([1, 2]))
+def test_recommend_rank_stats_kernel_equals_plain_loops(seed, ties, n_items, threads):
+    # rows of very different candidate counts, relevant items that are also excluded (or listed twice),
+    # after a call on a larger problem has left its scratch memory dirty
+    rng = np.random.default_rng(seed)
+    n_q, f = 9, 3
+    make = (lambda *s: rng.integers(-1, 2, s).astype(np.float32)) if ties else (lambda *s: rng.normal(size=s).astype(np.float32))
+    queries, items = make(n_q, f), make(n_items, f)
+    qb = rng.integers(0, 2, n_q).astype(np.float64) if ties else rng.normal(size=n_q)
+    ib = rng.integers(0, 2, n_items).astype(np.float64) if ties else rng.normal(size=n_items)
+    excluded = [rng.choice(n_items, rng.integers(0, n_items + 1), replace=False) for _ in range(n_q)]
+    relevant = [np.sort(rng.choice(n_items, rng.integers(0, n_items + 1))) for _ in range(n_q)]  # repeats allowed
+    ex_indptr, ex_indices = lists_to_csr(excluded, n_q)
+    rel_indptr = np.concatenate([[0], np.cumsum([len(r) for r in relevant])]).astype(np.int64)
+    rel_indices = np.concatenate(relevant).astype(np.int32)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        big = rng.normal(size=(50, f)).astype(np.float32), rng.normal(size=(500, f)).astype(np.float32)
+        noise = lists_to_csr([rng.choice(500, 30) for _ in range(50)], 50)
+        topk.rank_stats_rows(*big, rng.normal(size=50), rng.normal(size=500), *noise, *noise, np.empty(50), np.empty(50))
+        auc, rr = np.empty(n_q), np.empty(n_q)
+        topk.rank_stats_rows(queries, items, qb, ib, ex_indptr, ex_indices, rel_indptr, rel_indices, auc, rr)
+    finally:
+        numba.set_num_threads(before)
+    for q in range(n_q):
+        scores = qb[q] + ib + (queries[q].astype(np.float64) * items).sum(axis=1)
+        want = _rank_stats_reference(scores, set(excluded[q].tolist()), set(relevant[q].tolist()))
+        np.testing.assert_allclose([auc[q], rr[q]], want, rtol=1e-9, equal_nan=True, err_msg=f"row {q}")
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_recommend_topk_kernel_gives_any_block_of_users_the_bits_the_whole_gets(rng, threads):
     # a rank and counts that fill no vector evenly; each block puts its users on other rows and threads

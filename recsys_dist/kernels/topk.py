@@ -99,52 +99,57 @@ def rank_stats_rows(queries, items, query_bias, item_bias, excl_indptr, excl_ind
                     out_auc, out_rr):
     """Whole-list ranking figures of each query row against its relevant items.
 
-    Same score and exclusion arrays as ``topk_rows``; rel_indptr int64[n_q+1] / rel_indices int32
-    (ascending per row, never excluded) list each row's relevant items. Writes out_auc float64[n_q]:
-    the share of (relevant, non-relevant candidate) pairs ranked the right way (ties count half),
-    and out_rr float64[n_q]: 1 / the position of the first relevant item in the full ranked list
-    (ties broken as in ``topk_rows``). Rows without relevant items get NaN.
+    Same score and exclusion arrays as ``topk_rows``; rel_indptr int64[n_q+1] / rel_indices int32 list
+    each row's relevant items. Writes out_auc float64[n_q]: the share of (relevant, non-relevant
+    candidate) pairs ranked the right way (ties count half), and out_rr float64[n_q]: 1 / the position of
+    the first relevant item in the full ranked list (ties broken as in ``topk_rows``). An excluded item is
+    not in the list, relevant or not, so it counts in neither. Rows without a relevant item in the list
+    get NaN.
     """
     n_q, f = queries.shape
     n_i = items.shape[0]
     for q in prange(n_q):
-        r0, r1 = rel_indptr[q], rel_indptr[q + 1]
-        if r1 == r0:
-            out_auc[q] = np.nan
-            out_rr[q] = np.nan
-            continue
+        # scratch of loop-invariant sizes only: Numba hoists a prange body's allocations out of the loop,
+        # and one sized by a value computed in the body (the candidates' count) was reused at a stale size
+        # (uninitialised values in the sorted scores: an AUC that depended on what ran before)
         scores = np.empty(n_i, np.float64)
-        kind = np.zeros(n_i, np.int8)  # 0 candidate, 1 excluded, 2 relevant
-        for e in range(excl_indptr[q], excl_indptr[q + 1]):
-            kind[excl_indices[e]] = 1
+        kind = np.empty(n_i, np.int8)  # 0 candidate, 1 excluded, 2 relevant
+        neg = np.empty(n_i, np.float64)
+        r0, r1 = rel_indptr[q], rel_indptr[q + 1]
+        kind[:] = 0
         for e in range(r0, r1):
             kind[rel_indices[e]] = 2
+        for e in range(excl_indptr[q], excl_indptr[q + 1]):
+            kind[excl_indices[e]] = 1
         n_neg = 0
+        n_rel = 0
+        best = -1
         for i in range(n_i):
             s = query_bias[q] + item_bias[i]
             for c in range(f):
                 s += queries[q, c] * items[i, c]
             scores[i] = s
             if kind[i] == 0:
+                neg[n_neg] = s
                 n_neg += 1
-        neg = np.empty(n_neg, np.float64)
-        m = 0
-        for i in range(n_i):
-            if kind[i] == 0:
-                neg[m] = scores[i]
-                m += 1
-        neg.sort()
+            elif kind[i] == 2:
+                n_rel += 1
+                if best < 0 or s > scores[best]:  # ascending i: the first of equal scores stays
+                    best = i
+        if n_rel == 0:
+            out_auc[q] = np.nan
+            out_rr[q] = np.nan
+            continue
+        candidates = neg[:n_neg]
+        candidates.sort()
         wrong = 0.0
-        best = rel_indices[r0]
-        for e in range(r0, r1):
-            i = rel_indices[e]
-            s = scores[i]
-            below = np.searchsorted(neg, s, side="left")
-            not_above = np.searchsorted(neg, s, side="right")
-            wrong += (n_neg - not_above) + 0.5 * (not_above - below)
-            if s > scores[best] or (s == scores[best] and i < best):
-                best = i
-        out_auc[q] = 1.0 - wrong / ((r1 - r0) * n_neg) if n_neg else np.nan
+        for i in range(n_i):
+            if kind[i] == 2:
+                s = scores[i]
+                below = np.searchsorted(candidates, s, side="left")
+                not_above = np.searchsorted(candidates, s, side="right")
+                wrong += (n_neg - not_above) + 0.5 * (not_above - below)
+        out_auc[q] = 1.0 - wrong / (n_rel * n_neg) if n_neg else np.nan
         above = 0
         sb = scores[best]
         for i in range(n_i):
