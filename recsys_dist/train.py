@@ -50,6 +50,8 @@ class TrainResult:
     final: dict[str, Any] = field(default_factory=dict)
     """With ``fit(final_metrics=True)``, a rating model's RMSE, MAE and n on its training ratings and on
     train.test (``train``, ``test``; with ``cold``, ``test_with_cold`` when the split moved ratings to cold/)."""
+    save_seconds: float = 0.0
+    """Seconds spent saving the model to ``fit(save_to=...)`` (0 when not saved)."""
 
 
 def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
@@ -177,10 +179,12 @@ def fit(train_cfg: TrainConfig, model_cfg: ModelConfig, engine_cfg: EngineConfig
         if sharded and not in_memory:  # (finish_model widens the counts to int64 one side at a time)
             final = block_metrics(ex, train, train_cfg.test, mu, model_cfg.kind, config, scale,
                                    n_blocks["user"]) if final_metrics and not ranking else {}
+            saving = time.perf_counter()
             if save_to:
                 _save_from_blocks(ex, save_to, model_cfg.kind, mu, rank, user_ids, item_ids, config, row_counts,
                                   scale)
-            return TrainResult(None, history, ex.describe(), setup, final)
+            return TrainResult(None, history, ex.describe(), setup, final,
+                               time.perf_counter() - saving if save_to else 0.0)
         model = _model(ex, mu, user_ids, item_ids, model_cfg.kind, config, scale, steps=steps)
         model.user_counts_, model.item_counts_ = (np.asarray(c, np.int64) for c in row_counts)
         engine = ex.describe()
@@ -202,9 +206,10 @@ def _kept(model: ALSModel, history: list[dict[str, Any]], engine: str, setup: fl
           save_to: str, final_metrics: bool) -> TrainResult:
     """The result of a model trained into the driver's memory: scored and saved as ``fit`` was asked."""
     final = model_metrics(model, train, test_url) if final_metrics else {}
+    saving = time.perf_counter()
     if save_to:
         save_model(model, save_to)
-    return TrainResult(model, history, engine, setup, final)
+    return TrainResult(model, history, engine, setup, final, time.perf_counter() - saving if save_to else 0.0)
 
 
 def _save_from_blocks(ex: Any, url: str, kind: str, mu: float, rank: int, user_ids: np.ndarray,
