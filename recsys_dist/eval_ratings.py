@@ -42,19 +42,20 @@ def block_rating_metrics(ex: Any, saved: SavedModel, users: np.ndarray, items: n
              known_ratings[cuts[b]:cuts[b + 1]]) for b, (lo, hi) in enumerate(bounds)]
     item_bounds = block_bounds(n_items, max(1, ex.n_workers))
     unknown = ~known
+    any_unknown = bool(unknown.any())
     # a tick per block: the rated blocks built and mapped, the item blocks built (and mapped for unknown users)
-    with progress.bar("scoring the rated pairs", 2 * len(bounds) + len(item_bounds) * (1 + bool(unknown.any()))):
+    with progress.bar("scoring the rated pairs", 2 * len(bounds) + len(item_bounds) * (1 + any_unknown)):
         ex.load_blocks("rated", pairs_block, args)
         ex.load_blocks("item", rows_only_block, [(b, lo, hi) for b, (lo, hi) in enumerate(item_bounds)])
         # the user rows on the rated pairs' blocks (cut like the model's users), the items' as saved
         ex.new_sharded("rated_user", "rated", saved.n_cols("user"), model_rows, (saved.url, "user"))
         ex.new_sharded("item", "item", saved.n_cols("item"), model_rows, (saved.url, "item"))
         sums = ex.map_blocks("rated", block_errors, "item", "rated_user", (mu, clip))
-        if unknown.any():
+        if any_unknown:
             item_known = unknown & (items >= 0)
             sums += ex.map_blocks("item", unknown_user_errors, None, "item",
                                   (items[item_known], ratings[item_known], mu, clip))
-    if unknown.any():
+    if any_unknown:
         both = unknown & (items < 0)
         sums.append(error_sums(np.full(int(both.sum()), mu), ratings[both], clip))
     return error_metrics(sums)

@@ -11,15 +11,21 @@ from recsys_dist.model import ALSModel
 from recsys_dist.recommend import lists_to_csr
 
 
+def _score_inputs(rng, n_q, n_items, f, ties):  # noqa: ANN001, ANN202
+    """Query and item factors and biases; with ``ties``, small integers, so that many scores are equal."""
+    if ties:
+        return (rng.integers(-1, 2, (n_q, f)).astype(np.float32), rng.integers(-1, 2, (n_items, f)).astype(np.float32),
+                rng.integers(0, 2, n_q).astype(np.float64), rng.integers(0, 2, n_items).astype(np.float64))
+    return (rng.normal(size=(n_q, f)).astype(np.float32), rng.normal(size=(n_items, f)).astype(np.float32),
+            rng.normal(size=n_q), rng.normal(size=n_items))
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), k=st.integers(1, 12), ties=st.booleans(), n_items=st.integers(1, 40))
 def test_recommend_topk_kernel_equals_argsort_reference(seed, k, ties, n_items):
     rng = np.random.default_rng(seed)
     n_q, f = 7, 3
-    make = (lambda *s: rng.integers(-1, 2, s).astype(np.float32)) if ties else (lambda *s: rng.normal(size=s).astype(np.float32))
-    queries, items = make(n_q, f), make(n_items, f)
-    qb = rng.integers(0, 2, n_q).astype(np.float64) if ties else rng.normal(size=n_q)
-    ib = rng.integers(0, 2, n_items).astype(np.float64) if ties else rng.normal(size=n_items)
+    queries, items, qb, ib = _score_inputs(rng, n_q, n_items, f, ties)
     allowed = rng.random(n_items) > 0.2
     indptr, indices = lists_to_csr([rng.choice(n_items, rng.integers(0, n_items + 1), replace=False) for _ in range(n_q)], n_q)
     got = np.empty((n_q, k), np.int32), np.empty((n_q, k), np.float32)
@@ -50,10 +56,7 @@ def test_recommend_rank_stats_kernel_equals_plain_loops(seed, ties, n_items, thr
     # after a call on a larger problem has left its scratch memory dirty
     rng = np.random.default_rng(seed)
     n_q, f = 9, 3
-    make = (lambda *s: rng.integers(-1, 2, s).astype(np.float32)) if ties else (lambda *s: rng.normal(size=s).astype(np.float32))
-    queries, items = make(n_q, f), make(n_items, f)
-    qb = rng.integers(0, 2, n_q).astype(np.float64) if ties else rng.normal(size=n_q)
-    ib = rng.integers(0, 2, n_items).astype(np.float64) if ties else rng.normal(size=n_items)
+    queries, items, qb, ib = _score_inputs(rng, n_q, n_items, f, ties)
     excluded = [rng.choice(n_items, rng.integers(0, n_items + 1), replace=False) for _ in range(n_q)]
     relevant = [np.sort(rng.choice(n_items, rng.integers(0, n_items + 1))) for _ in range(n_q)]  # repeats allowed
     ex_indptr, ex_indices = lists_to_csr(excluded, n_q)
