@@ -44,6 +44,7 @@ from recsys_dist.data.dataset import Dataset
 from recsys_dist.data.split import SUMMARY, split
 from recsys_dist.data.synth_output import synth
 from recsys_dist.errors import ConfigError, FitError
+from recsys_dist.kernels.als_gram import GRAM_COLS
 from recsys_dist.blocking import block_bounds
 from recsys_dist.config import EngineConfig
 from recsys_dist.executors import make_executor
@@ -160,10 +161,14 @@ def half_step_flops(nnz: int, rows_solved: int, rank: int, cg_steps: int = 0) ->
     """Flops of one explicit half-step with K = rank + 1 unknowns per row.
 
     Cholesky (``cg_steps`` = 0): nnz K (K + 1) for the Gram matrices plus K^3 / 3 per solved row.
-    CG: the gather pass forms the first residual (4 nnz K), each step applies the system through
+    CG up to K = GRAM_COLS (``kernels/als_gram.py``): the full Gram matrix and right-hand side, 2 nnz K (K + 1),
+    then per solved row a K x K product for the first residual, one per step and one for the error.
+    Wider CG: the gather pass forms the first residual (4 nnz K), each step applies the system through
     two passes over the gathered rows (4 nnz K), the squared error is one more (2 nnz K).
     """
     width = rank + 1
+    if cg_steps and width <= GRAM_COLS:
+        return 2.0 * nnz * width * (width + 1) + rows_solved * (2.0 + cg_steps) * 2.0 * width**2
     if cg_steps:
         return nnz * width * (6.0 + 4.0 * cg_steps)
     return nnz * width * (width + 1) + rows_solved * width**3 / 3.0

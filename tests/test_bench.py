@@ -45,7 +45,9 @@ def test_bench_counts_cg_work_as_cg_does_it_not_as_the_cholesky_formula():
     # a quarter of the exact solve's count above
     work = half_step_flops(20_002_908, 162_541, 64, 3) + half_step_flops(20_002_908, 59_047, 64, 3)
     assert 46e9 < work < 47.5e9
-    assert half_step_flops(10, 2, 1, 3) == 10 * 2 * 18
+    assert half_step_flops(10, 2, 20, 3) == 10 * 21 * 18
+    # up to rank 15 CG runs on each row's Gram matrix, formed whole: 2 nnz K (K + 1), then (2 + steps) K x K products
+    assert half_step_flops(10, 2, 1, 3) == 2 * 10 * 2 * 3 + 2 * 5 * 2 * 4
 
 
 def test_bench_bytes_count_one_src_row_per_rating_and_the_dst_rows():

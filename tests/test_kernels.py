@@ -118,7 +118,8 @@ def _long_block(seed, n_src=300):
     return build_in_block(0, 0, len(lengths), dst, src, values), rng
 
 
-PRODUCTION_RANKS = [15, 17, 33, 64]  # not multiples of the 16-wide tile, odd (the paired-row loop), and 64
+PRODUCTION_RANKS = [10, 15, 17, 33, 64]  # each CG kernel (Gram to rank 15, transposed to 20, rows); not multiples
+#                                         of the 16-wide tile, odd (the paired-row loop), and 64
 
 
 @pytest.mark.parametrize("rank", PRODUCTION_RANKS)
@@ -155,6 +156,11 @@ def test_kernels_cg_at_production_ranks_and_long_rows_converges_in_the_a_norm(ra
     assert np.all(errors[1:] <= errors[:-1] * (1 + 1e-6) + 1e-6)
     assert np.all(errors[-1] <= 1e-3 * errors[0] + 1e-5)
     np.testing.assert_allclose(out, exact, atol=1e-4, rtol=1e-3)
+    # each row's squared error is that of the rows the kernel returned, summed in float64
+    rows = np.repeat(np.arange(n), np.diff(block.indptr))
+    y, x = src[block.indices].astype(np.float64), out[rows].astype(np.float64)
+    residual = block.values - 3.5 - y[:, -1] - np.einsum("qc,qc->q", y[:, :-1], x[:, :-1]) - x[:, -1]
+    np.testing.assert_allclose(cg_sse, np.bincount(rows, residual ** 2, minlength=n), rtol=1e-5, atol=1e-6)
 
 
 def _implicit_args(rank, seed):

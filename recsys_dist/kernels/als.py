@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from recsys_dist.kernels.row_threads import run_rows
 
+from recsys_dist.kernels.als_gram import GRAM_COLS, cg_rows_gram, gram_scratch
 from recsys_dist.kernels.als_narrow import NARROW_COLS, cg_rows_narrow
 from recsys_dist.kernels.cg import cg_update
 from recsys_dist.kernels.prefetch import prefetch_row
@@ -259,12 +260,17 @@ def _apply32(x, n, k, lam, lam_b, v, w):
 def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse):
     """Like ``solve_in_block`` but with ``steps`` conjugate-gradient steps warm-started from ``prev``.
 
-    prev float32[n_rows, K] holds the rows' current solution. The normal equations are never
-    formed: each step applies them through two passes over the gathered ratings (4 n K flops),
-    so a row costs about (6 + 4 steps) n K flops instead of n K^2 + K^3/3. Each step lowers the
-    row's objective, so the ALS objective still never increases. Returns -1.
+    prev float32[n_rows, K] holds the rows' current solution. Each step lowers the row's objective,
+    so the ALS objective still never increases. Returns -1. Three kernels, by K:
 
-    Performance notes (the implicit CG kernel's recipe, kernels/implicit_als.py): the src rows are
+    - K <= GRAM_COLS (rank up to 15): ``als_gram.cg_rows_gram`` forms the row's K x K Gram matrix in
+      vector registers in one pass over the ratings (n K^2 flops, at 16 lanes), then runs CG on it.
+    - K <= NARROW_COLS (rank 16 to 20): ``als_narrow.cg_rows_narrow``, the gathered rows transposed.
+    - wider: ``_cg_rows`` below. Neither forms the normal equations: each step applies them through two
+      passes over the gathered ratings (4 n K flops), so a row costs about (6 + 4 steps) n K flops
+      instead of n K^2 + K^3/3.
+
+    Performance notes on the last two (the implicit CG kernel's recipe, kernels/implicit_als.py): the src rows are
     prefetched PREFETCH_AHEAD ratings ahead across row ends; each src row is read from memory once
     (the gather pass also forms the starting residual b - A x0, and keeps each rating's target
     r - mu - b_j, so the squared error needs no second gather); the CG steps and the error run on the
@@ -275,7 +281,11 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     args = (indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse)
     # one gather buffer per kernel thread, made once per call: allocating per row or range costs page
     # faults on every large row, badly so in Dask workers (their allocator maps big blocks afresh)
-    if n_cols <= NARROW_COLS:
+    if 2 <= n_cols <= GRAM_COLS:  # (its intrinsics read the arrays' memory directly: contiguous only)
+        args = (indptr, np.ascontiguousarray(indices), np.ascontiguousarray(values), np.ascontiguousarray(src),
+                *args[4:])
+        run_rows(cg_rows_gram, indptr, args, gram_scratch)
+    elif n_cols <= NARROW_COLS:
         run_rows(cg_rows_narrow, indptr, args,
                  lambda: (np.empty((n_cols, longest), np.float32), np.empty(longest, np.float32),
                           np.empty(longest, np.float32), np.empty((5, n_cols), np.float32)))

@@ -1,8 +1,9 @@
 """Explicit ALS's conjugate-gradient row kernel for narrow factor rows (rank up to 20).
 
 ``kernels.als.solve_in_block_cg`` calls ``cg_rows_narrow`` instead of ``_cg_rows`` when the matrices
-have at most ``NARROW_COLS`` columns: same system, same steps, but the row's gathered features are
-the columns of a transposed buffer, so every loop runs over the row's ratings.
+have more than ``als_gram.GRAM_COLS`` (rank 16 and up) and at most ``NARROW_COLS`` columns: same system,
+same steps, but the row's gathered features are the columns of a transposed buffer, so every loop runs
+over the row's ratings. (Up to rank 15, ``als_gram.cg_rows_gram`` forms each row's Gram matrix instead.)
 """
 
 import numpy as np
