@@ -163,6 +163,38 @@ def test_kernels_cg_at_production_ranks_and_long_rows_converges_in_the_a_norm(ra
     np.testing.assert_allclose(cg_sse, np.bincount(rows, residual ** 2, minlength=n), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("rank", [1, 10, 15, 16, 20, 64, 260])  # each kernel and vector count, and the widest
+def test_kernels_cg_steps_equal_plain_cg_in_float64(rank):
+    """Two steps from the same start land where textbook CG on each row's system lands (rank 260: rows wider
+    than the vector kernels take, which run Numba loops). Not three: a row of one rating has a system of
+    two distinct eigenvalues, which CG solves in two steps, and a float32 third step on the leftover
+    residual moves the bias by up to 5 % at rank 260."""
+    block, rng = _long_block(7 + rank)
+    n = block.hi - block.lo
+    src = rng.normal(0, 0.3, (300, rank + 1)).astype(np.float32)
+    prev = rng.normal(0, 0.1, (n, rank + 1)).astype(np.float32)
+    out, sse = np.empty((n, rank + 1), np.float32), np.empty(n)
+    assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True, 2,
+                                 out, sse) == -1
+    for r in range(n):
+        cols = block.indices[block.indptr[r]:block.indptr[r + 1]]
+        if len(cols) == 0:
+            assert np.all(out[r] == 0) and sse[r] == 0
+            continue
+        a = _explicit_system(block, src, r, 0.1, 0.05, True)
+        target = block.values[block.indptr[r]:block.indptr[r + 1]] - 3.5 - src[cols, -1].astype(np.float64)
+        b = np.hstack([src[cols, :-1].astype(np.float64), np.ones((len(cols), 1))]).T @ target
+        x = prev[r].astype(np.float64)
+        res = b - a @ x
+        p = res.copy()
+        for _ in range(2):
+            ap = a @ p
+            alpha = (res @ res) / (p @ ap)
+            x, res_new = x + alpha * p, res - alpha * ap
+            p, res = res_new + (res_new @ res_new) / (res @ res) * p, res_new
+        np.testing.assert_allclose(out[r], x, atol=2e-4, rtol=2e-3, err_msg=f"row {r} ({len(cols)} ratings)")
+
+
 def _implicit_args(rank, seed):
     block, rng = _long_block(seed)
     src = rng.normal(0, 0.3, (300, rank + 1)).astype(np.float32)

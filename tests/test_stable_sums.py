@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_dist.kernels import als, als_gram, als_narrow, implicit_als
+from recsys_dist.kernels import als, als_gram, implicit_als
 
 
 def _data(rank: int, seed: int = 0):
@@ -45,13 +45,10 @@ def _run(kind: str, rank: int, layout: tuple[str, ...] | None, gap: int) -> np.n
     indptr, indices, values, src, prev = _data(rank)
     longest = int(np.diff(indptr).max())
     k = rank
-    n_vec, n_cols = {"implicit": (5, k), "explicit": (4, k + 1), "narrow": (5, k + 1), "gram": (0, 0)}[kind]
-    x_shape = (n_cols, longest) if kind == "narrow" else (longest, k)  # narrow: the gathered rows transposed
-    buffers = {"x": np.zeros(x_shape, np.float32), "w": np.zeros(longest, np.float32),
+    n_vec, n_cols = {"implicit": (5, k), "explicit": (4, k + 1), "gram": (0, 0)}[kind]
+    buffers = {"x": np.zeros((longest, k), np.float32), "w": np.zeros(longest, np.float32),
                "vecs": np.zeros((n_vec, n_cols), np.float32), "src": src,
                "out": np.zeros_like(prev), "loss": np.zeros(len(prev))}
-    if kind == "narrow":
-        buffers["z"] = np.zeros(longest, np.float32)
     if kind == "gram":  # its own scratch: the Gram rows and the 16-lane vectors, zeroed as gram_scratch makes them
         gram, vecs = als_gram.gram_scratch()
         buffers = {"gram": np.zeros_like(gram), "vecs": np.zeros_like(vecs), "src": src,
@@ -73,9 +70,6 @@ def _run(kind: str, rank: int, layout: tuple[str, ...] | None, gap: int) -> np.n
     elif kind == "gram":
         als_gram.cg_rows_gram(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3,
                               b["out"], b["loss"], b["gram"], b["vecs"])
-    elif kind == "narrow":
-        als_narrow.cg_rows_narrow(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3,
-                                   b["out"], b["loss"], b["x"], b["w"], b["z"], b["vecs"])
     else:
         als._cg_rows(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3, b["out"],
                      b["loss"], b["x"], b["w"], b["vecs"])
@@ -83,12 +77,11 @@ def _run(kind: str, rank: int, layout: tuple[str, ...] | None, gap: int) -> np.n
 
 
 LAYOUTS = [("x", "vecs"), ("vecs", "x"), ("w", "vecs"), ("vecs", "w"), ("x", "w", "vecs"), ("src", "x", "vecs"),
-           ("x", "out", "vecs", "loss"), ("x", "z", "vecs"), ("z", "w", "vecs"),  # (z: the narrow kernel's)
+           ("x", "out", "vecs", "loss"),
            ("gram", "vecs"), ("vecs", "gram"), ("src", "gram", "vecs"), ("gram", "out", "vecs", "loss")]  # (the Gram one's)
 
 CASES = [(kind, rank) for kind in ("implicit", "explicit") for rank in (8, 16, 32, 64)] + [
-    ("narrow", rank) for rank in (1, 8, 10, 16, 20)] + [  # the explicit kernels for ranks up to 20
-    ("gram", rank) for rank in (1, 8, 10, 15)]
+    ("explicit", rank) for rank in (0, 20, 33)] + [("gram", rank) for rank in (1, 8, 10, 15)]  # (explicit: rank 16 up)
 
 
 @pytest.mark.parametrize(("kind", "rank"), CASES)

@@ -1,14 +1,14 @@
 """Explicit ALS's conjugate-gradient row kernel for rank up to 15: CG on the row's Gram matrix, formed in registers.
 
 ``kernels.als.solve_in_block_cg`` calls ``cg_rows_gram`` when the matrices have at most ``GRAM_COLS``
-columns. Same system, same steps from the same start as ``_cg_rows`` and ``cg_rows_narrow``, but the
+columns. Same system, same steps from the same start as ``kernels.als._cg_rows``, but the
 row's Gram matrix G = F^T F (16 x 16, zero beyond the row's columns) and b = F^T t are formed in one
 pass over the ratings (``lane_gram.row_gram``), after which each CG step costs a 16 x 16 product
 whatever the row's length; the squared error is t.t - 2 x.b + x.G x. Kernel only, one thread, on
 jobs/bench_kernel.py's block at rank 10 (5.2 M ratings, 40 k rows), timed in one process against the
-transposed kernel in alternating rounds: 9.8-12.8 against 18-30 ns per rating; rank 15 8.5 against
-25; rank 5 5.6 against 13. At rank 20 the 32-lane version spilled registers (41 against 29): ranks 16
-to 20 keep ``cg_rows_narrow``.
+kernel of the time (the gathered rows transposed) in alternating rounds: 9.8-12.8 against 18-30 ns per
+rating; rank 15 7-8.5 against 21-25 (and 17 for ``_cg_rows``); rank 5 5.6 against 13. At rank 20 a
+32-lane version spilled registers (41 against 29 ns); ``_cg_rows`` takes rank 16 and up.
 """
 
 import numpy as np

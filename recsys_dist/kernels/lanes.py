@@ -1,0 +1,145 @@
+"""LLVM IR building blocks for the explicit ALS kernels' 16-lane vector intrinsics (lane_gram, lane_rows).
+
+Numba leaves LLVM's SLP vectoriser off, and LLVM fully unrolls short constant loops before its loop
+vectoriser sees them, so row kernels over 11 or 65 floats written as Numba loops ran partly one lane at
+a time, and kept their sums in memory. The intrinsics built from these pieces write the vector code
+directly: masked loads and stores (rows whose width is not a multiple of 16 never read or write past
+their end), fused multiply-adds, and horizontal sums in one fixed tree, so every sum runs in the same
+order whatever the thread, buffer or process (STABLE_SUMS, kernels/als.py).
+
+Numba's on-disk cache of a kernel is keyed on the kernel's own source file only: after editing an
+intrinsic here, in lane_gram or in lane_rows, delete the ``__pycache__/*.nbi`` files (or touch als.py and
+als_gram.py), or the kernels keep running the old code.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+
+LANES = 16  # float32 lanes of one vector: one 512-bit register, two 256-bit ones without AVX-512
+
+
+def flat(t, dtype_class) -> bool:
+    """t is a 1-D C-contiguous array of that dtype class (the intrinsics index its memory directly)."""
+    return isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and isinstance(t.dtype, dtype_class)
+
+
+def flat_f32(t) -> bool:
+    return flat(t, types.Float) and t.dtype == types.float32
+
+
+def matrix_f32(t) -> bool:
+    return isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == types.float32
+
+
+class Vectors:
+    """The types and intrinsics one codegen uses, bound to its builder."""
+
+    def __init__(self, context, builder):
+        self.builder = builder
+        self.f32, self.f64, self.i32 = ir.FloatType(), ir.DoubleType(), ir.IntType(32)
+        self.intp = context.get_value_type(types.intp)
+        self.vec = ir.VectorType(self.f32, LANES)
+        self.ivec = ir.VectorType(self.i32, LANES)
+        self.mask_type = ir.VectorType(ir.IntType(1), LANES)
+        self.zero = ir.Constant(self.vec, [0.0] * LANES)
+        module = builder.module
+        self._fma = cgutils.get_or_insert_function(module, ir.FunctionType(self.vec, [self.vec] * 3),
+                                                   f"llvm.fma.v{LANES}f32")
+        self._load = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.vec, [self.vec.as_pointer(), self.i32, self.mask_type, self.vec]),
+            f"llvm.masked.load.v{LANES}f32.p0v{LANES}f32")
+        self._store = cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), [self.vec, self.vec.as_pointer(), self.i32, self.mask_type]),
+            f"llvm.masked.store.v{LANES}f32.p0v{LANES}f32")
+        self.byte_ptr = ir.IntType(8).as_pointer()
+        self._prefetch = cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), [self.byte_ptr, self.i32, self.i32, self.i32]), "llvm.prefetch.p0i8")
+
+    def const(self, value: int):
+        return ir.Constant(self.intp, value)
+
+    def single(self, value: float):
+        return ir.Constant(self.f32, value)
+
+    def double(self, value: float):
+        return ir.Constant(self.f64, value)
+
+    def vector(self, values: list):
+        return ir.Constant(self.vec, values)
+
+    def splat(self, scalar):
+        undef = ir.Constant(self.vec, ir.Undefined)
+        first = self.builder.insert_element(undef, scalar, self.i32(0))
+        return self.builder.shuffle_vector(first, undef, ir.Constant(self.ivec, [0] * LANES))
+
+    def fma(self, a, b, c):
+        return self.builder.call(self._fma, [a, b, c])
+
+    def lanes_below(self, count, first: int = 0):
+        """The mask of lanes first + l < count (count: a run-time intp)."""
+        b = self.builder
+        undef = ir.Constant(self.ivec, ir.Undefined)
+        counts = b.shuffle_vector(b.insert_element(undef, b.trunc(count, self.i32), self.i32(0)), undef,
+                                  ir.Constant(self.ivec, [0] * LANES))
+        return b.icmp_signed("<", ir.Constant(self.ivec, [first + lane for lane in range(LANES)]), counts)
+
+    def pointer(self, base, at):
+        """The vector at base + at floats (at: an int or an intp value)."""
+        at = self.const(at) if isinstance(at, int) else at
+        return self.builder.bitcast(self.builder.gep(base, [at]), self.vec.as_pointer())
+
+    def load(self, base, at, mask):
+        return self.builder.call(self._load, [self.pointer(base, at), self.i32(4), mask, self.zero])
+
+    def store(self, value, base, at, mask):
+        self.builder.call(self._store, [value, self.pointer(base, at), self.i32(4), mask])
+
+    def prefetch(self, byte_pointer, offset):
+        b = self.builder
+        offset = self.const(offset) if isinstance(offset, int) else offset
+        b.call(self._prefetch, [b.gep(byte_pointer, [offset]), self.i32(0), self.i32(3), self.i32(1)])
+
+    def hsum(self, v):
+        """The sum of v's lanes in a fixed tree (lanes 8, 4, 2, 1 apart)."""
+        b = self.builder
+        undef = ir.Constant(self.vec, ir.Undefined)
+        span = LANES // 2
+        while span:
+            v = b.fadd(v, b.shuffle_vector(v, undef, ir.Constant(self.ivec, [(lane + span) % LANES
+                                                                             for lane in range(LANES)])))
+            span //= 2
+        return b.extract_element(v, self.i32(0))
+
+
+def counted_loop(builder, start, end, carried: list):
+    """Emit ``for i in range(start, end)`` carrying values in registers: returns (i, the carried phis, close),
+    where close(new values) ends the body; after it the builder is past the loop and the phis hold the
+    results."""
+    entry = builder.basic_block
+    header = builder.append_basic_block("lanes.header")
+    body = builder.append_basic_block("lanes.body")
+    done = builder.append_basic_block("lanes.done")
+    builder.branch(header)
+    builder.position_at_end(header)
+    i = builder.phi(start.type)
+    i.add_incoming(start, entry)
+    phis = []
+    for value in carried:
+        phi = builder.phi(value.type)
+        phi.add_incoming(value, entry)
+        phis.append(phi)
+    builder.cbranch(builder.icmp_signed("<", i, end), body, done)
+    builder.position_at_end(body)
+
+    def close(new_values: list) -> None:
+        tail = builder.basic_block
+        i.add_incoming(builder.add(i, ir.Constant(i.type, 1)), tail)
+        for phi, value in zip(phis, new_values):
+            phi.add_incoming(value, tail)
+        builder.branch(header)
+        builder.position_at_end(done)
+
+    return i, phis, close
