@@ -25,7 +25,7 @@ from recsys_dist.kernels.row_threads import run_rows
 
 from recsys_dist.kernels.als_gram import GRAM_COLS, cg_rows_gram, gram_scratch
 from recsys_dist.kernels.cg import cg_update
-from recsys_dist.kernels.lane_rows import apply_rows, gather_rows, rows_sse
+from recsys_dist.kernels.lane_rows import ROWS_AHEAD, apply_rows, gather_rows, rows_sse
 from recsys_dist.kernels.lanes import LANES
 from recsys_dist.kernels.prefetch import prefetch_row
 
@@ -256,7 +256,7 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     return -1
 
 
-PREFETCH_AHEAD = 8  # ratings ahead (each 5 cache lines at rank 64): 4-8 measured best, 16-32 slower
+PREFETCH_AHEAD = ROWS_AHEAD  # ratings ahead (each 5 cache lines at rank 64), as lane_rows.gather_rows prefetches
 
 
 @njit(cache=True, nogil=True, fastmath=True)
