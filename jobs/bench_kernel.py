@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from recsys_dist.kernels.als import solve_in_block, solve_in_block_cg
+from recsys_dist.kernels.als import solve_in_block
+from recsys_dist.kernels.als_cg import solve_in_block_cg
 from recsys_dist.kernels.row_threads import set_threads
 
 

@@ -12,7 +12,8 @@ import numpy as np
 from recsys_dist.blocking import InBlock, build_in_block
 from recsys_dist.errors import FitError
 from recsys_dist.hashing import normal
-from recsys_dist.kernels.als import predict_pairs, solve_in_block, solve_in_block_cg
+from recsys_dist.kernels.als import predict_pairs, solve_in_block
+from recsys_dist.kernels.als_cg import solve_in_block_cg
 from recsys_dist.kernels.row_threads import set_threads
 
 INIT_SCALE = 0.1

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys_dist.blocking import build_in_block
-from recsys_dist.kernels import als, implicit_als, reference
+from recsys_dist.kernels import als, als_cg, implicit_als, reference
 
 
 def _random_block(seed, n_dst=40, n_src=30, density=0.2):
@@ -96,7 +96,7 @@ def test_kernels_cg_error_in_the_a_norm_decreases_at_every_step(seed, rank, weig
     errors = []
     for steps in range(0, rank + 3):
         out, cg_sse = np.empty((40, rank + 1), np.float32), np.empty(40)
-        assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.3, 0.2, weighted,
+        assert als_cg.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.3, 0.2, weighted,
                                      steps, out, cg_sse) == -1
         errors.append(_a_norm_errors(block, out, exact,
                                      lambda r: _explicit_system(block, src, r, 0.3, 0.2, weighted)))
@@ -149,7 +149,7 @@ def test_kernels_cg_at_production_ranks_and_long_rows_converges_in_the_a_norm(ra
     errors = []
     for steps in (0, 1, 2, 3, 6, 2 * (rank + 1)):
         out, cg_sse = np.empty((n, rank + 1), np.float32), np.empty(n)
-        assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True,
+        assert als_cg.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True,
                                      steps, out, cg_sse) == -1
         errors.append(_a_norm_errors(block, out, exact, lambda r: _explicit_system(block, src, r, 0.1, 0.05, True)))
     errors = np.array(errors)
@@ -174,7 +174,7 @@ def test_kernels_cg_steps_equal_plain_cg_in_float64(rank):
     src = rng.normal(0, 0.3, (300, rank + 1)).astype(np.float32)
     prev = rng.normal(0, 0.1, (n, rank + 1)).astype(np.float32)
     out, sse = np.empty((n, rank + 1), np.float32), np.empty(n)
-    assert als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True, 2,
+    assert als_cg.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True, 2,
                                  out, sse) == -1
     for r in range(n):
         cols = block.indices[block.indptr[r]:block.indptr[r + 1]]

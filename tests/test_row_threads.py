@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recsys_dist.blocking import build_in_block
-from recsys_dist.kernels import als, implicit_als
+from recsys_dist.kernels import als, als_cg, implicit_als
 from recsys_dist.kernels.row_threads import get_threads, run_rows, set_threads
 
 
@@ -31,7 +31,7 @@ def _solve_all(threads, block, src, prev):
                 assert als.solve_in_block(block.indptr, block.indices, block.values, src, 3.5, 0.1, 0.05, True,
                                           rows, loss) == -1
             elif name == "cg":
-                als.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True, 3,
+                als_cg.solve_in_block_cg(block.indptr, block.indices, block.values, src, prev, 3.5, 0.1, 0.05, True, 3,
                                       rows, loss)
             else:
                 gram = src[:, :-1].T.astype(np.float64) @ src[:, :-1]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_dist.kernels import als, als_gram, implicit_als
+from recsys_dist.kernels import als_cg, als_gram, implicit_als
 
 
 def _data(rank: int, seed: int = 0):
@@ -71,7 +71,7 @@ def _run(kind: str, rank: int, layout: tuple[str, ...] | None, gap: int) -> np.n
         als_gram.cg_rows_gram(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3,
                               b["out"], b["loss"], b["gram"], b["vecs"])
     else:
-        als._cg_rows(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3, b["out"],
+        als_cg._cg_rows(0, len(prev), indptr, indices, values, b["src"], prev, 3.5, 0.05, 0.05, True, 3, b["out"],
                      b["loss"], b["x"], b["w"], b["vecs"])
     return np.concatenate([b["out"].view(np.uint8).ravel(), b["loss"].view(np.uint8).ravel()])
 

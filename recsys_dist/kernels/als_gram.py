@@ -1,7 +1,7 @@
 """Explicit ALS's conjugate-gradient row kernel for rank up to 15: CG on the row's Gram matrix, formed in registers.
 
-``kernels.als.solve_in_block_cg`` calls ``cg_rows_gram`` when the matrices have at most ``GRAM_COLS``
-columns. Same system, same steps from the same start as ``kernels.als._cg_rows``, but the
+``kernels.als_cg.solve_in_block_cg`` calls ``cg_rows_gram`` when the matrices have at most ``GRAM_COLS``
+columns. Same system, same steps from the same start as ``kernels.als_cg._cg_rows``, but the
 row's Gram matrix G = F^T F (16 x 16, zero beyond the row's columns) and b = F^T t are formed in one
 pass over the ratings (``lane_gram.row_gram``), after which each CG step costs a 16 x 16 product
 whatever the row's length; the squared error is t.t - 2 x.b + x.G x. Kernel only, one thread, on
@@ -34,7 +34,7 @@ def gram_scratch() -> tuple[np.ndarray, np.ndarray]:
 @njit(cache=True, nogil=True, fastmath=True)
 def cg_rows_gram(lo, hi, indptr, indices, values, src, prev, mu, reg, bias_reg, weighted, steps, out, row_sse,
                  gram, vecs):
-    """``kernels.als._cg_rows`` for rows of at most GRAM_COLS columns; gram and vecs from ``gram_scratch``.
+    """``kernels.als_cg._cg_rows`` for rows of at most GRAM_COLS columns; gram and vecs from ``gram_scratch``.
     STABLE_SUMS: the loops below either sum or store, and the intrinsics sum in a fixed order."""
     n_cols = src.shape[1]
     k = n_cols - 1

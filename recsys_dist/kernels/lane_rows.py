@@ -1,6 +1,6 @@
 """The three passes of explicit CG over a row's gathered features (rank 16 and up), in 16-lane vector registers.
 
-``kernels.als._cg_rows`` keeps a row's gathered features y_q (k floats each) in a buffer x [longest, k]
+``kernels.als_cg._cg_rows`` keeps a row's gathered features y_q (k floats each) in a buffer x [longest, k]
 and passes over them: once gathering (with the first residual), twice per CG step, once for the squared
 error. Each pass here holds its vectors (the row's current solution or search direction, and its sums)
 in registers for the whole row, as ``n_vec`` = ceil(k / 16) vectors, the last one masked; as Numba

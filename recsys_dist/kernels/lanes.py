@@ -8,7 +8,7 @@ their end), fused multiply-adds, and horizontal sums in one fixed tree, so every
 order whatever the thread, buffer or process (STABLE_SUMS, kernels/als.py).
 
 Numba's on-disk cache of a kernel is keyed on the kernel's own source file only: after editing an
-intrinsic here, in lane_gram or in lane_rows, delete the ``__pycache__/*.nbi`` files (or touch als.py and
+intrinsic here, in lane_gram or in lane_rows, delete the ``__pycache__/*.nbi`` files (or touch als_cg.py and
 als_gram.py), or the kernels keep running the old code.
 """
 
