@@ -21,7 +21,8 @@ INIT_SCALE = 0.1
 
 def solve_block(block: InBlock, src: np.ndarray, prev: np.ndarray | None, mu: float, reg: float, bias_reg: float,
                 weighted: bool, threads: int, cg_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Solve the dst rows of ``block`` against the fixed ``src`` matrix [n_src, k+1].
+    """Solve the dst rows of ``block`` against the fixed ``src`` matrix [n_src, k+1]: float32, or for CG its
+    float16 bits (uint16, kernels/half.py: ``solve(..., half_src=True)``).
 
     ``cg_steps`` = 0 solves exactly (Cholesky); otherwise that many conjugate-gradient steps
     start from ``prev``, the block's current rows.
@@ -31,8 +32,11 @@ def solve_block(block: InBlock, src: np.ndarray, prev: np.ndarray | None, mu: fl
     tell computation from engine overhead; penalty and finiteness come with the solve, so neither
     costs another pass over the blocks).
     """
-    if src.dtype != np.float32 or not src.flags.c_contiguous:
-        raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32, got {src.dtype}")
+    if src.dtype not in (np.float32, np.uint16) or not src.flags.c_contiguous:
+        raise FitError(f"block {block.block_id}: src matrix must be C-contiguous float32 (or its float16 bits, "
+                       f"uint16), got {src.dtype}")
+    if src.dtype == np.uint16 and not cg_steps:
+        raise FitError(f"block {block.block_id}: float16 src rows (model.gather_dtype) need the CG solver")
     set_threads(threads)
     started = time.perf_counter()
     rows = np.empty((block.hi - block.lo, src.shape[1]), np.float32)

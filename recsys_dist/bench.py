@@ -163,8 +163,9 @@ def half_step_flops(nnz: int, rows_solved: int, rank: int, cg_steps: int = 0) ->
     Cholesky (``cg_steps`` = 0): nnz K (K + 1) for the Gram matrices plus K^3 / 3 per solved row.
     CG up to K = GRAM_COLS (``kernels/als_gram.py``): the full Gram matrix and right-hand side, 2 nnz K (K + 1),
     then per solved row a K x K product for the first residual, one per step and one for the error.
-    Wider CG: the gather pass forms the first residual (4 nnz K), each step applies the system through
-    two passes over the gathered rows (4 nnz K), the squared error is one more (2 nnz K).
+    Wider CG: the gather pass forms the first residual (4 nnz K), each step applies the system in one
+    pass over the gathered rows, a dot product and a multiply-add per rating (4 nnz K), the squared error
+    is one more pass (2 nnz K).
     """
     width = rank + 1
     if cg_steps and width <= GRAM_COLS:
@@ -174,12 +175,14 @@ def half_step_flops(nnz: int, rows_solved: int, rank: int, cg_steps: int = 0) ->
     return nnz * width * (width + 1) + rows_solved * width**3 / 3.0
 
 
-def half_step_bytes(nnz: int, n_dst: int, rank: int, cg_steps: int = 0) -> float:
+def half_step_bytes(nnz: int, n_dst: int, rank: int, cg_steps: int = 0, src_bytes: int = 4) -> float:
     """Bytes one explicit half-step must move if no gathered row is reused from cache: per rating its
-    index and value (8 B) and one float32 src row of K = rank + 1 values; per dst row its new row
-    written and, for CG, its current row read."""
+    index and value (8 B) and one src row of K = rank + 1 values of ``src_bytes`` each (2 with
+    model.gather_dtype = "float16"; the copy's own writing, 6 B per src value, is left out: it streams
+    and is made once per half-step); per dst row its new float32 row written and, for CG, its current
+    row read."""
     width = rank + 1
-    return nnz * (8.0 + 4.0 * width) + n_dst * 4.0 * width * (2 if cg_steps else 1)
+    return nnz * (8.0 + src_bytes * width) + n_dst * 4.0 * width * (2 if cg_steps else 1)
 
 
 def triad_bandwidth(n: int = 1 << 24, repeats: int = 5) -> float:
@@ -303,8 +306,9 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
     steps = cfg.model.cg_steps if solver == "cg" else 0
     flops = {"user": half_step_flops(train.n_ratings, users_rated, rank, steps),
              "item": half_step_flops(train.n_ratings, items_rated, rank, steps)}
-    nbytes = half_step_bytes(train.n_ratings, train.n_users, rank, steps) + half_step_bytes(
-        train.n_ratings, train.n_items, rank, steps)
+    src_bytes = 2 if steps and cfg.model.gather_dtype == "float16" else 4
+    nbytes = half_step_bytes(train.n_ratings, train.n_users, rank, steps, src_bytes) + half_step_bytes(
+        train.n_ratings, train.n_items, rank, steps, src_bytes)
     rate = matmul_rate()
     log.info("matmul rate: %.1f GFLOP/s (float32 4096 x 4096, all cores)", rate)
     bandwidth = triad_bandwidth()
@@ -340,7 +344,7 @@ def run_bench(cfg: JobConfig) -> dict[str, Any]:
         "item_half_step_seconds": float(np.median([h["item_seconds"] for h in steady])),
         "kernel_seconds_per_iteration": float(np.median([h["user_task_seconds"] + h["item_task_seconds"]
                                                         for h in steady])),
-        "model": cfg.model.kind, "solver": solver, "cg_steps": steps,
+        "model": cfg.model.kind, "solver": solver, "cg_steps": steps, "gather_dtype": cfg.model.gather_dtype,
         "gflop_per_iteration": iter_flops / 1e9 if iter_flops else None,
         "gflops": iter_flops / seconds / 1e9 if iter_flops else None,
         "matmul_gflops": rate,

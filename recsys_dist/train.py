@@ -59,6 +59,8 @@ def fingerprint(train: Dataset, model_cfg: ModelConfig) -> str:
     # clip changes only how predictions are served; other kinds' own keys are not this model's settings
     ignored = {"n_iter", "tol", "clip"} | {key for kind, keys in KIND_ONLY_KEYS.items() if kind != model_cfg.kind
                                            for key in keys}
+    if model_cfg.gather_dtype == "float32":  # the default of a key added later: older checkpoints still resume
+        ignored.add("gather_dtype")
     settings = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in ignored}
     text = json.dumps([train.manifest["files"], settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -54,6 +54,7 @@ def test_bench_bytes_count_one_src_row_per_rating_and_the_dst_rows():
     # the floor: 20 M ratings x 65 float32 = 5.2 GB of gathered rows per half-step, plus index and value
     assert half_step_bytes(20_000_000, 0, 64) == 20_000_000 * (8 + 260)
     assert half_step_bytes(0, 10, 1) == 10 * 8 and half_step_bytes(0, 10, 1, 3) == 10 * 16  # CG also reads prev
+    assert half_step_bytes(20_000_000, 0, 64, 3, src_bytes=2) == 20_000_000 * (8 + 130)  # float16 gathers
 
 
 def test_bench_roofline_binds_on_the_slower_limit():

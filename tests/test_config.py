@@ -40,6 +40,9 @@ def test_config_round_trips_through_mapping():
         ({"split": {"method": "kfold", "fold": "5", "n_folds": 5}}, "split.fold"),
         ({"synth": {"shape": "custom"}}, "synth.shape"),
         ({"ingest": {"delimiter": "::"}}, "ingest.delimiter"),
+        ({"model": {"gather_dtype": "bfloat16"}}, "model.gather_dtype"),
+        ({"model": {"gather_dtype": "float16", "solver": "cholesky"}}, "model.gather_dtype"),
+        ({"model": {"gather_dtype": "float16", "kind": "implicit_als"}}, "model.gather_dtype"),
     ],
 )
 def test_config_rejects_bad_keys_and_values_naming_the_key(mapping, key):

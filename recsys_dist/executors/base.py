@@ -26,7 +26,9 @@ run, once per worker, never through the driver), run ``task(block, src_matrix, p
 (rows, stats)`` for each resident block of ``side`` -- ``prev`` is the block's current rows
 of ``out`` when ``with_prev`` is set (a warm start), else None -- write each block's
 ``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
-order for the driver to reduce. A solve task reads ``src_matrix`` only at the rows its block's
+order for the driver to reduce. With ``half_src`` the tasks get ``src`` as its float16 bits (uint16, for
+the explicit CG kernels: kernels/half.py), made once per half-step where they run (the shared-memory
+engine one copy, a Dask worker one per broadcast or routed matrix it assembles). A solve task reads ``src_matrix`` only at the rows its block's
 ``indices`` name: an engine may send it only those rows, the block re-indexed to match (the
 Dask engine's routed mode, ``dask_routing``).
 
@@ -98,7 +100,7 @@ class Executor(Protocol):
         ``fetches``. Training never calls it for the sharded kinds; keep it for what must be in memory."""
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
-              with_prev: bool = False) -> list[np.ndarray]: ...
+              with_prev: bool = False, half_src: bool = False) -> list[np.ndarray]: ...
 
     def map_blocks(self, side: str, task: Callable[..., Any], src: str | None, rows: str | None,
                    params: tuple, per_block: Sequence[tuple] = ()) -> list[Any]:

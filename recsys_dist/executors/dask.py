@@ -48,6 +48,7 @@ from recsys_dist.executors.dask_sending import Sending, near
 from recsys_dist.executors.dask_tasks import (_build, _cores, _describe, _init_rows, _map_remote, _piece, _solve_remote,
                                              _solve_sharded, _stats, _transferred, _update_remote, kernel_threads, rows_of)
 from recsys_dist.executors.dask_waiting import Waiting
+from recsys_dist.kernels.half import half_copy
 
 
 log = logging.getLogger(__name__)
@@ -202,13 +203,13 @@ class DaskExecutor(DriverMatrices):
         return futures
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
-              with_prev: bool = False) -> list[np.ndarray]:
+              with_prev: bool = False, half_src: bool = False) -> list[np.ndarray]:
         if check_same_kind((src, out), self._shards):
             prev = self._own_rows(side, out)
             homes = self._homes(self._blocks[side])
             try:
                 done = self._run_sharded(side, _solve_sharded, task, src, prev if with_prev else None, params,
-                                         f"{side} half-step", routed=True, homes=homes,
+                                         f"{side} half-step", routed=True, homes=homes, half=half_src,
                                          submitted=lambda futures: self.sending.ahead(out, list(futures.values())))
             except BaseException:
                 self.sending.ready.pop(out, None)
@@ -230,7 +231,7 @@ class DaskExecutor(DriverMatrices):
             return stats
         # a warm start sends each block its current rows: one more copy of ``out`` per half-step
         results = self._run_blocks(side, _solve_remote, task, src, out if with_prev else None, params,
-                                   f"{side} half-step")
+                                   f"{side} half-step", half=half_src)
         stats = []
         for lo, hi, rows, block_stats in results:
             self._matrices[out][lo:hi] = rows
@@ -263,15 +264,16 @@ class DaskExecutor(DriverMatrices):
                      own: list | None, params: tuple, what: str, routed: bool = False,
                      homes: list[tuple[str, ...]] | None = None,
                      submitted: Callable[[dict[int, Any]], None] | None = None,
-                     per_block: Sequence[tuple] = ()) -> dict[int, Any]:
+                     per_block: Sequence[tuple] = (), half: bool = False) -> dict[int, Any]:
         """``runner(task, block, src, own_rows, params, threads, extra)`` for every block of ``side``, where the block
         lives; ``src`` brought there by ``dask_sending`` (broadcast, or for a half-step -- ``routed`` -- whose
         routing tables chose it, only the rows each worker's blocks read); ``own`` the block's own rows future
         (or None); ``homes`` the blocks' workers when the caller has just asked; ``submitted`` called with the
         futures before they are waited for; ``extra`` the block's entry of ``per_block`` (empty when not
-        given). Returns the finished futures by block: their data stays on the workers."""
+        given); ``half``: src as float16 bits (solve's half_src). Returns the finished futures by block: their
+        data stays on the workers."""
         homes = homes or self._homes(self._blocks[side])
-        inputs = self.sending.inputs(side, src, homes, routed)
+        inputs = self.sending.inputs(side, src, homes, routed, half)
         extras = list(per_block) or [()] * len(inputs)
         futures = {b: self.client.submit(runner, task, block, matrix, None if own is None else own[b], params,
                                          self._threads, extras[b], pure=False, retries=0, **near(homes[b]))
@@ -295,9 +297,10 @@ class DaskExecutor(DriverMatrices):
         return int(sent)
 
     def _run_blocks(self, side: str, runner: Callable[..., Any], task: Callable[..., Any], src: str | None,
-                    rows: str | None, params: tuple, what: str, per_block: Sequence[tuple] = ()) -> list[Any]:
+                    rows: str | None, params: tuple, what: str, per_block: Sequence[tuple] = (),
+                    half: bool = False) -> list[Any]:
         """``runner(task, block, src, own_rows, params, threads, extra)`` for every block of ``side``; ``extra`` is
-        the block's entry of ``per_block`` (empty when not given).
+        the block's entry of ``per_block`` (empty when not given); ``half``: src sent as its float16 bits.
 
         Faults are left to Dask where Dask can handle them: a task on a worker that dies is rescheduled by the
         scheduler, and a block lost with its worker is rebuilt from its loader task. The one input Dask cannot
@@ -307,11 +310,12 @@ class DaskExecutor(DriverMatrices):
         bounds = self._bounds[side]
         extras = list(per_block) or [()] * len(bounds)
         results: list[Any] = [None] * len(bounds)
+        matrix = None if src is None else half_copy(self._matrices[src]) if half else self._matrices[src]
         pending = list(range(len(bounds)))
         for attempt in range(self.retries + 1):
             try:
                 # every worker gets the fixed matrix once (from a peer); a copy lost with its worker is resent below
-                src_future = None if src is None else self.waiting.scatter(self._matrices[src], self.n_workers, what)
+                src_future = None if matrix is None else self.waiting.scatter(matrix, self.n_workers, what)
             except (TimeoutError, OSError) as exc:  # a worker died under the scatter: scatter again
                 reason = f"the broadcast failed ({exc})"
             else:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from recsys_dist.executors import dask_routing as routing
-from recsys_dist.executors.dask_tasks import _assemble
+from recsys_dist.executors.dask_tasks import _assemble, half_rows
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,20 @@ class Sending:
         self.reader: dict[str, tuple[str, bool]] = {}  # matrix -> (dst side, routed) of the last step reading it
         self.ready: dict[str, tuple[tuple, dict[int, tuple]]] = {}  # matrix -> (what for, inputs) sent ahead
 
-    def inputs(self, side: str, src: str | None, homes: list[tuple[str, ...]], routed: bool) -> dict[int, tuple]:
+    def inputs(self, side: str, src: str | None, homes: list[tuple[str, ...]], routed: bool,
+               half: bool = False) -> dict[int, tuple]:
         """Per block of ``side``: (the block to run on, the future of the src matrix it reads, or None); the ones
-        ``ahead`` started if they were for this step (``routed``: a half-step), these homes and these rows."""
+        ``ahead`` started if they were for this step (``routed``: a half-step), these homes and these rows.
+        ``half``: the src matrix as float16 bits, each src block narrowed where it lives before it is sent."""
         if src is None:
             return self._inputs(side, None, homes, routed, [])
         parts = self.ex._shards[src][1]
         if routed:  # a half-step: the reader the next rows of ``src`` are sent to ahead
-            self.reader[src] = (side, routed)
+            self.reader[src] = (side, routed, half)
         early = self.ready.get(src)
-        if early is not None and early[0] == (side, routed, tuple(p.key for p in parts), tuple(homes)):
+        if early is not None and early[0] == (side, routed, half, tuple(p.key for p in parts), tuple(homes)):
             return self.ready.pop(src)[1]
-        return self._inputs(side, src, homes, routed, parts)
+        return self._inputs(side, src, homes, routed, parts, half)
 
     def ahead(self, name: str, parts: list) -> None:
         """Start sending matrix ``name``'s new rows (``parts``, the futures of the half-step just submitted) to
@@ -56,19 +58,23 @@ class Sending:
         self.ready.pop(name, None)
         if name not in self.reader:
             return
-        side, routed = self.reader[name]
+        side, routed, half = self.reader[name]
         homes = self.ex._homes(self.ex._blocks[side])
-        self.ready[name] = ((side, routed, tuple(p.key for p in parts), tuple(homes)),
-                            self._inputs(side, name, homes, routed, parts))
+        self.ready[name] = ((side, routed, half, tuple(p.key for p in parts), tuple(homes)),
+                            self._inputs(side, name, homes, routed, parts, half))
 
     def _inputs(self, side: str, src: str | None, homes: list[tuple[str, ...]], routed: bool,
-                parts: list) -> dict[int, tuple]:
+                parts: list, half: bool = False) -> dict[int, tuple]:
         ex = self.ex
         blocks = ex._blocks[side]
-        route = self._route(side, src) if routed and src is not None else None
-        if route is not None and route["mode"] == "routed":
+        route = self._route(side, src, 2 if half else 4) if routed and src is not None else None
+        routed_here = route is not None and route["mode"] == "routed"
+        part_homes = ex._homes(ex._blocks[ex._shards[src][0]]) if src is not None and (half or routed_here) else []
+        if half:  # each src block narrowed once, where it lives (and may not be finished yet)
+            parts = [ex.client.submit(half_rows, part, pure=False, retries=0, **near(home))
+                     for part, home in zip(parts, part_homes)]
+        if routed_here:
             # each src part is made where its src block lives (and may not be finished yet)
-            part_homes = ex._homes(ex._blocks[ex._shards[src][0]])
             compact = []
             for g, home in enumerate(route["homes"]):
                 # a remote src block sends the rows read; one on the group's own worker is picked in place
@@ -87,9 +93,10 @@ class Sending:
         return {b: (block, broadcast.get(homes[b]) if homes[b] else (copies[b % len(copies)] if copies else None))
                 for b, block in enumerate(blocks)}
 
-    def _route(self, side: str, src: str) -> dict[str, Any]:
+    def _route(self, side: str, src: str, value_bytes: int = 4) -> dict[str, Any]:
         """The routing tables of half-steps over ``side`` reading matrix ``src`` (built on first use, on the
-        workers, from the blocks), and the mode the cost model or engine.routing chose. The rows each worker
+        workers, from the blocks), and the mode the cost model (rows of ``value_bytes`` per value: 2 when sent
+        as float16) or engine.routing chose. The rows each worker
         reads are counted in every mode (one pass over the blocks, where they are), so the cost model's figures
         are there to compare with the measured transfers."""
         ex = self.ex
@@ -108,7 +115,7 @@ class Sending:
                                           f"routing the {side} half-steps")))
         src_homes = ex._homes(ex._blocks[src_side])
         src_group = [groups.index(h) if h in groups else -1 for h in src_homes]
-        mode, figures = routing.choose(self.mode, src_bounds, src_group, reads, ex._cols[src] * 4)
+        mode, figures = routing.choose(self.mode, src_bounds, src_group, reads, ex._cols[src] * value_bytes)
         route: dict[str, Any] = {"mode": mode, **figures}
         if mode == "routed":
             route.update(homes=groups, group=group,

@@ -12,6 +12,7 @@ import numpy as np
 
 from recsys_dist.errors import FitError
 from recsys_dist.executors.base import Loader, Task
+from recsys_dist.kernels.half import half_copy
 from recsys_dist.kernels.row_threads import set_threads
 
 
@@ -81,6 +82,12 @@ class Solved:
 def rows_of(part: Any) -> Any:
     """The rows of a sharded matrix's block future's value: a Solved's rows, or the array ``_init_rows`` made."""
     return part.rows if isinstance(part, Solved) else part
+
+
+def half_rows(part: Any) -> np.ndarray:
+    """The float16 bits of a sharded matrix's block rows (solve's half_src), made where the rows live: each
+    block is narrowed once per half-step, and every send of it is half the bytes."""
+    return half_copy(rows_of(part))
 
 
 def _assemble(*parts: Any) -> np.ndarray:

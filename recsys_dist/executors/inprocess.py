@@ -8,6 +8,7 @@ import numpy as np
 
 from recsys_dist import progress
 from recsys_dist.executors.base import DriverMatrices, Loader, Task, check_rows_readable
+from recsys_dist.kernels.half import half_copy
 
 
 class InProcessExecutor(DriverMatrices):
@@ -69,12 +70,13 @@ class InProcessExecutor(DriverMatrices):
         return [b.row_counts() for b in self._blocks[side]]
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
-              with_prev: bool = False) -> list[np.ndarray]:
+              with_prev: bool = False, half_src: bool = False) -> list[np.ndarray]:
         self._own_rows(side, out)
+        matrix = half_copy(self._matrices[src]) if half_src else self._matrices[src]
         stats = []
         for block in self._blocks[side]:
             prev = self._matrices[out][block.lo:block.hi] if with_prev else None
-            rows, block_stats = task(block, self._matrices[src], prev, *params)
+            rows, block_stats = task(block, matrix, prev, *params)
             self._matrices[out][block.lo:block.hi] = rows
             stats.append(block_stats)
             progress.advance()

@@ -24,6 +24,7 @@ from recsys_dist import progress
 from recsys_dist.blocking import InBlock
 from recsys_dist.errors import FitError, RecsysError
 from recsys_dist.executors.base import Loader, Task, check_rows_readable
+from recsys_dist.kernels.half import narrow_into
 
 PREFIX = "rsd"  # segment names start with this, so leaks are easy to find in /dev/shm
 
@@ -165,6 +166,7 @@ class SharedMemoryExecutor:
         self._matrices: dict[str, tuple[ArrayRef, np.ndarray]] = {}
         self._sharded: dict[str, str] = {}  # sharded matrix -> the side whose bounds cut it
         self._segments: list[str] = []
+        self._halves: dict[str, ArrayRef] = {}  # a matrix's segment -> that of its float16 copy (solve's half_src)
         self.fetches = 0
 
     def load_blocks(self, side: str, loader: Loader, args: Sequence[tuple]) -> list[np.ndarray]:
@@ -224,9 +226,15 @@ class SharedMemoryExecutor:
             check_rows_readable(self._sharded[name], side, bounds, name)
 
     def solve(self, side: str, task: Task, src: str, out: str, params: tuple,
-              with_prev: bool = False) -> list[np.ndarray]:
+              with_prev: bool = False, half_src: bool = False) -> list[np.ndarray]:
         self._own_rows(side, out)
         src_ref, out_ref = self._matrices[src][0], self._matrices[out][0]
+        if half_src:  # one float16 copy for all tasks, in a segment of its own kept for the next half-steps
+            if src_ref.name not in self._halves:
+                self._halves[src_ref.name] = _allocate(src_ref.shape, np.uint16, f"{src}-f16")
+                self._segments.append(self._halves[src_ref.name].name)
+            narrow_into(self._matrices[src][1], _view(self._halves[src_ref.name]))
+            src_ref = self._halves[src_ref.name]
         jobs = [(task, ref, src_ref, out_ref, params, with_prev) for ref in self._blocks[side]]
         return self._run(_solve_in_worker, jobs, f"the {side} half-step")
 
@@ -287,6 +295,7 @@ class SharedMemoryExecutor:
         self._release(list(self._segments))
         self._matrices.clear()
         self._sharded.clear()
+        self._halves.clear()
 
     def _release(self, names: list[str]) -> None:
         """Unlink the segments ``names`` (their memory goes once no process maps them)."""

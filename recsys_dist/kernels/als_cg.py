@@ -11,7 +11,7 @@ from numba import njit
 from recsys_dist.kernels.als_gram import GRAM_COLS, cg_rows_gram, gram_scratch
 from recsys_dist.kernels.cg import cg_update
 from recsys_dist.kernels.lane_rows import ROWS_AHEAD, apply_rows, gather_rows, rows_sse
-from recsys_dist.kernels.lanes import LANES
+from recsys_dist.kernels.lanes import LANES, src_value
 from recsys_dist.kernels.prefetch import prefetch_row
 from recsys_dist.kernels.row_threads import run_rows
 
@@ -136,14 +136,14 @@ def _gather(x, t, res, src, indices, values, start, end, last, mu, sol):
                 prefetch_row(src, indices[pos + ROWS_AHEAD], k + 1)
             j = indices[pos]
             q = pos - start
-            tq = np.float32(values[pos] - mu - src[j, k])
+            tq = np.float32(values[pos] - mu - src_value(src, j, k))
             z = sol[k]
             for c in range(k):  # loads only (STABLE_SUMS); the row is in L1 for the next loop
-                z += src[j, c] * sol[c]
+                z += src_value(src, j, c) * sol[c]
             t[q] = tq
             s = tq - z
             for c in range(k):
-                y = src[j, c]
+                y = src_value(src, j, c)
                 x[q, c] = y
                 res[c] += s * y
             res[k] += s

@@ -11,7 +11,7 @@ kernels/lanes.py for why). The column count is fixed at compile time (``width``,
 from numba import types
 from numba.extending import intrinsic
 
-from recsys_dist.kernels.lanes import LANES, Vectors, counted_loop, flat, flat_f32, matrix_f32
+from recsys_dist.kernels.lanes import LANES, Vectors, counted_loop, flat, flat_f32, gather_matrix
 
 GRAM_AHEAD = 32  # ratings ahead whose src rows are prefetched (rows of 1-2 cache lines): 32 measured best
 
@@ -22,9 +22,9 @@ def row_gram(typingctx, gram, b, src, indices, values, start, end, last, mu, wid
     (zero in lanes width..15) and t = float32(values[pos] - mu - src[j, width - 1]): writes
     gram[16 c : 16 c + 16] = sum f_c f for c < width and b[:16] = sum t f, and returns sum t^2 (float64).
     gram, b: flat float32 arrays of at least 16 width and 16 floats (64-byte aligned runs fastest);
-    src: float32 [n, width]. Prefetches the src rows of the ratings GRAM_AHEAD ahead, up to ``last``."""
+    src: float32 [n, width], or its float16 bits (lanes.gather_matrix). Prefetches the src rows of the ratings GRAM_AHEAD ahead, up to ``last``."""
     if not (isinstance(width, types.IntegerLiteral) and 2 <= width.literal_value <= LANES and flat_f32(gram)
-            and flat_f32(b) and matrix_f32(src) and flat(indices, types.Integer) and flat(values, types.Float)):
+            and flat_f32(b) and gather_matrix(src) and flat(indices, types.Integer) and flat(values, types.Float)):
         return None
     n_cols = width.literal_value
     sig = types.float64(gram, b, src, indices, values, types.intp, types.intp, types.intp, types.float64, width)
@@ -36,6 +36,7 @@ def row_gram(typingctx, gram, b, src, indices, values, start, end, last, mu, wid
         idx_t, val_t = signature.args[3].dtype, signature.args[4].dtype
         start, end, last, mu = args[5:9]
         k = n_cols - 1  # the bias column
+        row_bytes = n_cols * signature.args[2].dtype.bitwidth // 8
         features = v.lanes_below(v.const(k))
         bias_one = v.vector([1.0 if c == k else 0.0 for c in range(LANES)])
 
@@ -47,17 +48,17 @@ def row_gram(typingctx, gram, b, src, indices, values, start, end, last, mu, wid
         rows, rhs, tt = sums[:n_cols], sums[n_cols], sums[n_cols + 1]
         ahead = builder.add(pos, v.const(GRAM_AHEAD))
         with builder.if_then(builder.icmp_signed("<", ahead, last)):
-            row_bytes = builder.bitcast(src_row(ahead), v.byte_ptr)
-            for offset in sorted({0, 4 * n_cols - 1}):  # a row of at most 64 bytes spans at most two lines
-                v.prefetch(row_bytes, offset)
+            line = builder.bitcast(src_row(ahead), v.byte_ptr)
+            for offset in sorted({0, row_bytes - 1}):  # a row of at most 64 bytes spans at most two lines
+                v.prefetch(line, offset)
         row = src_row(pos)
-        f = builder.fadd(v.load(row, 0, features), bias_one)
+        f = builder.fadd(v.load_f32(row, 0, features), bias_one)
         value = context.cast(builder, builder.load(builder.gep(val_a.data, [pos])), val_t, types.float64)
-        bias = builder.fpext(builder.load(builder.gep(row, [v.const(k)])), v.f64)
+        bias = v.scalar_f64(builder.gep(row, [v.const(k)]))
         t = builder.fptrunc(builder.fsub(builder.fsub(value, mu), bias), v.f32)
         t64 = builder.fpext(t, v.f64)
         # f_c for c < k is broadcast from memory (a load, not a shuffle: measured 1.2x faster); f_k is 1
-        updated = [v.fma(v.splat(builder.load(builder.gep(row, [v.const(c)]))), f, rows[c]) for c in range(k)]
+        updated = [v.fma(v.splat(v.scalar_f32(builder.gep(row, [v.const(c)]))), f, rows[c]) for c in range(k)]
         updated.append(builder.fadd(f, rows[k]))
         close(updated + [v.fma(v.splat(t), f, rhs), builder.fadd(tt, builder.fmul(t64, t64))])
         for c in range(n_cols):

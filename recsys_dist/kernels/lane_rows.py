@@ -13,7 +13,7 @@ rank 20), rank 33 35 against 41, rank 128 82 against 100.
 from numba import types
 from numba.extending import intrinsic
 
-from recsys_dist.kernels.lanes import LANES, Vectors, counted_loop, flat, flat_f32, matrix_f32
+from recsys_dist.kernels.lanes import LANES, Vectors, counted_loop, flat, flat_f32, gather_matrix, matrix_f32
 
 MAX_VECTORS = 16  # up to rank 256 (beyond, _cg_rows runs its Numba loops): 2 n_vec registers of 32 in use
 ROWS_AHEAD = 8  # ratings ahead whose src rows are prefetched (5 cache lines each at rank 64): 4-8 measured best
@@ -42,9 +42,10 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
     """The gather pass of a CSR row's ratings pos in [start, end), j = indices[pos], k = src.shape[1] - 1:
     x[q] = src[j, :k] (q = pos - start), t[q] = float32(values[pos] - mu - src[j, k]) and
     res[:k + 1] = sum_q s_q [x[q], 1] with s_q = t_q - x[q] . sol[:k] - sol[k], the first residual before
-    the penalty. x: float32 [longest, k]; t, res, sol: flat float32. Prefetches ROWS_AHEAD ratings ahead."""
+    the penalty. x: float32 [longest, k]; t, res, sol: flat float32; src: float32, or its float16 bits
+    (lanes.gather_matrix), widened as loaded. Prefetches ROWS_AHEAD ratings ahead."""
     n = _literal_vectors(n_vec)
-    if not (n and matrix_f32(x) and flat_f32(t) and flat_f32(res) and matrix_f32(src) and flat(indices, types.Integer)
+    if not (n and matrix_f32(x) and flat_f32(t) and flat_f32(res) and gather_matrix(src) and flat(indices, types.Integer)
             and flat(values, types.Float) and flat_f32(sol)):
         return None
     sig = types.void(x, t, res, src, indices, values, types.intp, types.intp, types.intp, types.float64, sol, n_vec)
@@ -61,7 +62,7 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
         masks = _masks(v, k, n)
         sol_v = [v.load(sol_p, LANES * i, masks[i]) for i in range(n)]
         sol_k = builder.load(builder.gep(sol_p, [k]))
-        row_bytes = builder.mul(n_cols, v.const(4))
+        row_bytes = builder.mul(n_cols, v.const(signature.args[3].dtype.bitwidth // 8))
 
         def src_row(pos):
             j = context.cast(builder, builder.load(builder.gep(idx_a.data, [pos])), idx_t, types.intp)
@@ -76,9 +77,9 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
             close_lines([])
             v.prefetch(line, builder.sub(row_bytes, v.const(1)))
         row = src_row(pos)
-        ys = [v.load(row, LANES * i, masks[i]) for i in range(n)]
+        ys = [v.load_f32(row, LANES * i, masks[i]) for i in range(n)]
         value = context.cast(builder, builder.load(builder.gep(val_a.data, [pos])), val_t, types.float64)
-        bias = builder.fpext(builder.load(builder.gep(row, [k])), v.f64)
+        bias = v.scalar_f64(builder.gep(row, [k]))
         t_q = builder.fptrunc(builder.fsub(builder.fsub(value, mu), bias), v.f32)
         s = builder.fsub(t_q, builder.fadd(sol_k, _dot(v, ys, sol_v)))
         q = builder.sub(pos, start)

@@ -7,6 +7,10 @@ directly: masked loads and stores (rows whose width is not a multiple of 16 neve
 their end), fused multiply-adds, and horizontal sums in one fixed tree, so every sum runs in the same
 order whatever the thread, buffer or process (STABLE_SUMS, kernels/als.py).
 
+The src matrix a kernel gathers from may be float16 bits (``gather_matrix``): ``load_f32`` and
+``scalar_f32`` widen them to float32 as they load (exactly: every float16 is a float32), so a kernel
+reading float16 src computes what it would from that copy widened to float32, bit for bit.
+
 Numba's on-disk cache of a kernel is keyed on the kernel's own source file only: after editing an
 intrinsic here, in lane_gram or in lane_rows, delete the ``__pycache__/*.nbi`` files (or touch als_cg.py and
 als_gram.py), or the kernels keep running the old code.
@@ -17,6 +21,7 @@ from __future__ import annotations
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.extending import intrinsic
 
 LANES = 16  # float32 lanes of one vector: one 512-bit register, two 256-bit ones without AVX-512
 
@@ -32,6 +37,13 @@ def flat_f32(t) -> bool:
 
 def matrix_f32(t) -> bool:
     return isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == types.float32
+
+
+def gather_matrix(t) -> bool:
+    """A C-contiguous 2-D src matrix the row kernels gather from: float32, or uint16 holding float16 bits
+    (kernels/half.py's copies, widened to float32 as they are loaded; Numba has no float16 arrays)."""
+    return (isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C"
+            and t.dtype in (types.float32, types.uint16))
 
 
 class Vectors:
@@ -54,6 +66,14 @@ class Vectors:
         self._store = cgutils.get_or_insert_function(
             module, ir.FunctionType(ir.VoidType(), [self.vec, self.vec.as_pointer(), self.i32, self.mask_type]),
             f"llvm.masked.store.v{LANES}f32.p0v{LANES}f32")
+        self.half, self.i16 = ir.HalfType(), ir.IntType(16)
+        self.hvec = ir.VectorType(self.i16, LANES)
+        self._load_half = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.hvec, [self.hvec.as_pointer(), self.i32, self.mask_type, self.hvec]),
+            f"llvm.masked.load.v{LANES}i16.p0v{LANES}i16")
+        self._store_half = cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), [self.hvec, self.hvec.as_pointer(), self.i32, self.mask_type]),
+            f"llvm.masked.store.v{LANES}i16.p0v{LANES}i16")
         self.byte_ptr = ir.IntType(8).as_pointer()
         self._prefetch = cgutils.get_or_insert_function(
             module, ir.FunctionType(ir.VoidType(), [self.byte_ptr, self.i32, self.i32, self.i32]), "llvm.prefetch.p0i8")
@@ -93,6 +113,26 @@ class Vectors:
 
     def load(self, base, at, mask):
         return self.builder.call(self._load, [self.pointer(base, at), self.i32(4), mask, self.zero])
+
+    def load_f32(self, base, at, mask):
+        """``load`` from float32 memory, or from float16 bits (base: i16*), widened to float32."""
+        if base.type.pointee == self.f32:
+            return self.load(base, at, mask)
+        b = self.builder
+        at = self.const(at) if isinstance(at, int) else at
+        bits = b.call(self._load_half, [b.bitcast(b.gep(base, [at]), self.hvec.as_pointer()), self.i32(2), mask,
+                                        ir.Constant(self.hvec, [0] * LANES)])
+        return b.fpext(b.bitcast(bits, ir.VectorType(self.half, LANES)), self.vec)
+
+    def scalar_f32(self, pointer):
+        """The float32, or the float16 bits (pointer: i16*), at ``pointer``, as a float32."""
+        value = self.builder.load(pointer)
+        if value.type == self.i16:
+            value = self.builder.fpext(self.builder.bitcast(value, self.half), self.f32)
+        return value
+
+    def scalar_f64(self, pointer):
+        return self.builder.fpext(self.scalar_f32(pointer), self.f64)
 
     def store(self, value, base, at, mask):
         self.builder.call(self._store, [value, self.pointer(base, at), self.i32(4), mask])
@@ -143,3 +183,45 @@ def counted_loop(builder, start, end, carried: list):
         builder.position_at_end(done)
 
     return i, phis, close
+
+
+@intrinsic
+def src_value(typingctx, src, row, col):
+    """src[row, col] of a ``gather_matrix`` as float32 (for kernels' plain Numba loops over such a matrix)."""
+    if not (gather_matrix(src) and isinstance(row, types.Integer) and isinstance(col, types.Integer)):
+        return None
+    sig = types.float32(src, row, col)
+
+    def codegen(context, builder, signature, args):
+        v = Vectors(context, builder)
+        src_a = context.make_array(signature.args[0])(context, builder, args[0])
+        r, c = (context.cast(builder, a, t, types.intp) for a, t in zip(args[1:], signature.args[1:]))
+        at = builder.add(builder.mul(r, builder.extract_value(src_a.shape, 1)), c)
+        return v.scalar_f32(builder.gep(src_a.data, [at]))
+
+    return sig, codegen
+
+
+@intrinsic
+def narrow_to_half(typingctx, src, out):
+    """out[i] = float16 bits of src[i] (round to nearest even), for flat float32 src and uint16 out of one length."""
+    if not (flat_f32(src) and flat(out, types.Integer) and out.dtype == types.uint16):
+        return None
+    sig = types.void(src, out)
+
+    def codegen(context, builder, signature, args):
+        v = Vectors(context, builder)
+        src_a, out_a = (context.make_array(t)(context, builder, a) for t, a in zip(signature.args, args))
+        n = builder.extract_value(src_a.shape, 0)
+        i, _, close = counted_loop(builder, v.const(0), builder.udiv(builder.add(n, v.const(LANES - 1)),
+                                                                      v.const(LANES)), [])
+        at = builder.mul(i, v.const(LANES))
+        mask = v.lanes_below(builder.sub(n, at))
+        half = builder.fptrunc(v.load(src_a.data, at, mask), ir.VectorType(v.half, LANES))
+        bits = builder.bitcast(half, v.hvec)
+        builder.call(v._store_half, [bits, builder.bitcast(builder.gep(out_a.data, [at]), v.hvec.as_pointer()),
+                                     v.i32(2), mask])
+        close([])
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -33,10 +33,13 @@ class ExplicitSteps:
         self.weighted = cfg.kind == "als" and cfg.reg_mode == "weighted"
         self.solver = cfg.effective_solver()
         self.cg_steps = cfg.cg_steps if self.solver == "cg" else 0
+        self.half_src = cfg.gather_dtype == "float16"
         self.counts: dict[str, np.ndarray] = {}
 
     def describe(self) -> str:
-        return f"{self.cg_steps} warm-started conjugate-gradient steps" if self.cg_steps else "Cholesky"
+        if not self.cg_steps:
+            return "Cholesky"
+        return f"{self.cg_steps} warm-started conjugate-gradient steps" + (", float16 gathers" if self.half_src else "")
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
         return n_blocks["user"] + n_blocks["item"]  # a solve per block (it also returns the block's penalty)
@@ -55,7 +58,7 @@ class ExplicitSteps:
         record: dict[str, Any] = {"solver": self.solver}
         step = (self.mu, cfg.reg, cfg.bias_reg, self.weighted, ex.task_threads, self.cg_steps)
         for dst, src in (("user", "item"), ("item", "user")):
-            stats = half_step(ex, record, dst, src, solve_block, step, self.cg_steps > 0)
+            stats = half_step(ex, record, dst, src, solve_block, step, self.cg_steps > 0, self.half_src)
             self.penalty[dst] = float(stats[2])
             record[f"{dst}_nonfinite"] = int(stats[3])
             record[f"objective_after_{dst}"] = float(stats[0] + self.penalty["user"] + self.penalty["item"])
@@ -69,10 +72,10 @@ class ExplicitSteps:
 
 
 def half_step(ex: Any, record: dict[str, Any], dst: str, src: str, task: Any, params: tuple,
-              with_prev: bool) -> np.ndarray:
+              with_prev: bool, half_src: bool = False) -> np.ndarray:
     """One timed ``ex.solve`` of the dst side; returns the summed block stats (kernel seconds last)."""
     t0 = time.perf_counter()
-    stats = np.sum(ex.solve(dst, task, src, dst, params, with_prev=with_prev), axis=0)
+    stats = np.sum(ex.solve(dst, task, src, dst, params, with_prev=with_prev, half_src=half_src), axis=0)
     record[f"{dst}_seconds"] = record.get(f"{dst}_seconds", 0.0) + time.perf_counter() - t0
     record[f"{dst}_task_seconds"] = record.get(f"{dst}_task_seconds", 0.0) + float(stats[-1])
     return stats

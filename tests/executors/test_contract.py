@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from recsys_dist.errors import FitError
-from tests.executors.toy import describe_task, failing_task, own_rows_task, stratum_task, sum_task, toy_block
+from tests.executors.toy import (any_src_sum_task, describe_task, failing_task, own_rows_task, rounded_third_rows,
+                                 spread_block, stratum_task, sum_task, third_rows, toy_block)
 
 BOUNDS = [(0, 3), (3, 7), (7, 10)]
 
@@ -46,6 +47,27 @@ class ExecutorContract:
         np.testing.assert_allclose(executor.matrix("user"), np.repeat(np.arange(10.0)[:, None], 3, axis=1))
         executor.solve("user", sum_task, "item", "user", (0.0,))
         np.testing.assert_allclose(executor.matrix("user"), 0.0)
+
+    @pytest.mark.parametrize("sharded", [False, True])
+    def test_contract_half_src_gives_tasks_the_float16_bits_of_src(self, executor, sharded):
+        """solve(half_src=True) computes what solving against src rounded to float16 computes, bit for bit."""
+        executor.load_blocks("user", spread_block, [(b, lo, hi, 10) for b, (lo, hi) in enumerate(BOUNDS)])
+        executor.load_blocks("item", spread_block, [(0, 0, 5, 10), (1, 5, 10, 10)])
+        solved = {}
+        for init in (third_rows, rounded_third_rows):
+            for half in (False, True):
+                if sharded:
+                    executor.new_sharded("item", "item", 3, init, (3,))
+                    executor.new_sharded("user", "user", 3)
+                else:
+                    executor.new_matrix("item", 10, 3)[...] = init(0, 10, 3)
+                    executor.new_matrix("user", 10, 3)
+                stats = executor.solve("user", any_src_sum_task, "item", "user", (2.0,), half_src=half)
+                assert [s[-1] for s in stats] == [2 if half else 4] * len(BOUNDS)
+                solved[init, half] = executor.fetch("user") if sharded else executor.matrix("user").copy()
+        np.testing.assert_array_equal(solved[third_rows, True], solved[rounded_third_rows, False])
+        np.testing.assert_array_equal(solved[rounded_third_rows, True], solved[rounded_third_rows, False])
+        assert not np.array_equal(solved[third_rows, True], solved[third_rows, False])
 
     def test_contract_map_blocks_returns_results_in_block_order_and_writes_nothing(self, executor):
         executor.load_blocks("user", toy_block, [(b, lo, hi) for b, (lo, hi) in enumerate(BOUNDS)])

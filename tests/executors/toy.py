@@ -73,3 +73,23 @@ def killed_task(block, src, prev, scale):
 def ramp_rows(lo, hi, n_cols):
     """Sharded-matrix init: row r is r + 0.5 in every column (rows from their index alone)."""
     return np.repeat(np.arange(lo, hi, dtype=np.float32)[:, None] + 0.5, n_cols, axis=1)
+
+
+def third_rows(lo, hi, n_cols):
+    """Sharded-matrix init: row r is (r + 1) / 3 in every column (not a float16 value: rounding shows)."""
+    return np.repeat((np.arange(lo, hi, dtype=np.float32)[:, None] + 1) / 3, n_cols, axis=1)
+
+
+def rounded_third_rows(lo, hi, n_cols):
+    """``third_rows`` rounded to float16 and back."""
+    return third_rows(lo, hi, n_cols).astype(np.float16).astype(np.float32)
+
+
+def any_src_sum_task(block, src, prev, scale):
+    """``sum_task`` over src given as float32 or as float16 bits (solve's half_src); stats end with the bytes
+    per value the task was given."""
+    itemsize = src.dtype.itemsize
+    if src.dtype == np.uint16:
+        src = src.view(np.float16).astype(np.float32)
+    rows, stats = sum_task(block, src, prev, scale)
+    return rows, np.append(stats, itemsize)
