@@ -124,6 +124,10 @@ def _solve_in_worker(task: Task, ref: BlockRef, src: ArrayRef, out: ArrayRef, pa
     return stats
 
 
+def _narrow_in_worker(src: ArrayRef, out: ArrayRef, lo: int, hi: int) -> None:
+    narrow_into(_view(src)[lo:hi], _view(out)[lo:hi])
+
+
 def _map_in_worker(task: Callable[..., Any], ref: BlockRef, src: ArrayRef | None, rows: ArrayRef | None,
                    extra: tuple, params: tuple) -> Any:
     block = InBlock(ref.block_id, ref.lo, ref.hi, _view(ref.indptr), _view(ref.indices), _view(ref.values))
@@ -229,11 +233,14 @@ class SharedMemoryExecutor:
               with_prev: bool = False, half_src: bool = False) -> list[np.ndarray]:
         self._own_rows(side, out)
         src_ref, out_ref = self._matrices[src][0], self._matrices[out][0]
-        if half_src:  # one float16 copy for all tasks, in a segment of its own kept for the next half-steps
+        if half_src:  # one float16 copy for all tasks, in a segment of its own kept for the next half-steps,
+            # made by the pool (a slice each: the driver never reads the matrix)
             if src_ref.name not in self._halves:
                 self._halves[src_ref.name] = _allocate(src_ref.shape, np.uint16, f"{src}-f16")
                 self._segments.append(self._halves[src_ref.name].name)
-            narrow_into(self._matrices[src][1], _view(self._halves[src_ref.name]))
+            edges = np.linspace(0, src_ref.shape[0], self.n_workers + 1).astype(int)
+            self._run(_narrow_in_worker, [(src_ref, self._halves[src_ref.name], lo, hi)
+                                          for lo, hi in zip(edges[:-1], edges[1:])], f"narrowing {src}", advance=False)
             src_ref = self._halves[src_ref.name]
         jobs = [(task, ref, src_ref, out_ref, params, with_prev) for ref in self._blocks[side]]
         return self._run(_solve_in_worker, jobs, f"the {side} half-step")

@@ -11,7 +11,7 @@ from numba import njit
 from recsys_dist.kernels.als_gram import GRAM_COLS, cg_rows_gram, gram_scratch
 from recsys_dist.kernels.cg import cg_update
 from recsys_dist.kernels.lane_rows import ROWS_AHEAD, apply_rows, gather_rows, rows_sse
-from recsys_dist.kernels.lanes import LANES, src_value
+from recsys_dist.kernels.lanes import LANES, set_value, src_value
 from recsys_dist.kernels.prefetch import prefetch_row
 from recsys_dist.kernels.row_threads import run_rows
 
@@ -42,7 +42,9 @@ def solve_in_block_cg(indptr, indices, values, src, prev, mu, reg, bias_reg, wei
     if 2 <= n_cols <= GRAM_COLS:
         run_rows(cg_rows_gram, indptr, args, gram_scratch)
     else:
-        run_rows(_cg_rows, indptr, args, lambda: (np.empty((longest, n_cols - 1), np.float32),
+        # the gathered rows keep src's dtype: float16 bits from a float16 copy (lossless, and half the
+        # cache a long row's buffer takes: item rows of 10^4-10^5 ratings outgrow L2 at rank 64)
+        run_rows(_cg_rows, indptr, args, lambda: (np.empty((longest, n_cols - 1), src.dtype),
                                                   np.empty(longest, np.float32), np.empty((4, n_cols), np.float32)))
     return -1
 
@@ -144,7 +146,7 @@ def _gather(x, t, res, src, indices, values, start, end, last, mu, sol):
             s = tq - z
             for c in range(k):
                 y = src_value(src, j, c)
-                x[q, c] = y
+                set_value(x, q, c, y)
                 res[c] += s * y
             res[k] += s
 
@@ -229,7 +231,7 @@ def _sse(x, t, n, sol):
     for q in range(n):
         pred = sol[k]
         for c in range(k):
-            pred += sol[c] * x[q, c]
+            pred += sol[c] * src_value(x, q, c)
         e = float(t[q]) - float(pred)
         sse += e * e
     return sse
@@ -237,8 +239,8 @@ def _sse(x, t, n, sol):
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _apply32(x, n, k, lam, lam_b, v, w):
-    """w = (sum_q f_q f_q^T + diag(lam, ..., lam, lam_b)) v with f_q = [x[q], 1], all float32: four
-    gathered rows at a time (independent dot products, one pass over w)."""
+    """w = (sum_q f_q f_q^T + diag(lam, ..., lam, lam_b)) v with f_q = [x[q], 1], all float32 (x: float32 or
+    float16 bits): four gathered rows at a time (independent dot products, one pass over w)."""
     for c in range(k):
         w[c] = lam * v[c]
     w[k] = lam_b * v[k]
@@ -250,19 +252,20 @@ def _apply32(x, n, k, lam, lam_b, v, w):
         z3 = v[k]
         for c in range(k):
             vc = v[c]
-            z0 += x[q, c] * vc
-            z1 += x[q + 1, c] * vc
-            z2 += x[q + 2, c] * vc
-            z3 += x[q + 3, c] * vc
+            z0 += src_value(x, q, c) * vc
+            z1 += src_value(x, q + 1, c) * vc
+            z2 += src_value(x, q + 2, c) * vc
+            z3 += src_value(x, q + 3, c) * vc
         for c in range(k):
-            w[c] += z0 * x[q, c] + z1 * x[q + 1, c] + z2 * x[q + 2, c] + z3 * x[q + 3, c]
+            w[c] += (z0 * src_value(x, q, c) + z1 * src_value(x, q + 1, c) + z2 * src_value(x, q + 2, c)
+                     + z3 * src_value(x, q + 3, c))
         w[k] += z0 + z1 + z2 + z3
         q += 4
     while q < n:
         z = v[k]
         for c in range(k):
-            z += x[q, c] * v[c]
+            z += src_value(x, q, c) * v[c]
         for c in range(k):
-            w[c] += z * x[q, c]
+            w[c] += z * src_value(x, q, c)
         w[k] += z
         q += 1

@@ -1,7 +1,7 @@
 """The three passes of explicit CG over a row's gathered features (rank 16 and up), in 16-lane vector registers.
 
 ``kernels.als_cg._cg_rows`` keeps a row's gathered features y_q (k floats each) in a buffer x [longest, k]
-and passes over them: once gathering (with the first residual), twice per CG step, once for the squared
+and passes over them: once gathering (with the first residual), once per CG step, once for the squared
 error. Each pass here holds its vectors (the row's current solution or search direction, and its sums)
 in registers for the whole row, as ``n_vec`` = ceil(k / 16) vectors, the last one masked; as Numba
 loops the sums went through memory on every rating. Kernel only, one thread, bench_kernel's block (5.2 M
@@ -13,7 +13,7 @@ rank 20), rank 33 35 against 41, rank 128 82 against 100.
 from numba import types
 from numba.extending import intrinsic
 
-from recsys_dist.kernels.lanes import LANES, Vectors, counted_loop, flat, flat_f32, gather_matrix, matrix_f32
+from recsys_dist.kernels.lanes import LANES, Vectors, counted_loop, flat, flat_f32, gather_matrix
 
 MAX_VECTORS = 16  # up to rank 256 (beyond, _cg_rows runs its Numba loops): 2 n_vec registers of 32 in use
 ROWS_AHEAD = 8  # ratings ahead whose src rows are prefetched (5 cache lines each at rank 64): 4-8 measured best
@@ -42,10 +42,12 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
     """The gather pass of a CSR row's ratings pos in [start, end), j = indices[pos], k = src.shape[1] - 1:
     x[q] = src[j, :k] (q = pos - start), t[q] = float32(values[pos] - mu - src[j, k]) and
     res[:k + 1] = sum_q s_q [x[q], 1] with s_q = t_q - x[q] . sol[:k] - sol[k], the first residual before
-    the penalty. x: float32 [longest, k]; t, res, sol: flat float32; src: float32, or its float16 bits
-    (lanes.gather_matrix), widened as loaded. Prefetches ROWS_AHEAD ratings ahead."""
+    the penalty. x [longest, k] and src: float32, or both float16 bits (lanes.gather_matrix: the bits are
+    copied to x as they are and widened for the arithmetic); t, res, sol: flat float32. Prefetches
+    ROWS_AHEAD ratings ahead."""
     n = _literal_vectors(n_vec)
-    if not (n and matrix_f32(x) and flat_f32(t) and flat_f32(res) and gather_matrix(src) and flat(indices, types.Integer)
+    if not (n and gather_matrix(x) and x.dtype == src.dtype and flat_f32(t) and flat_f32(res) and gather_matrix(src)
+            and flat(indices, types.Integer)
             and flat(values, types.Float) and flat_f32(sol)):
         return None
     sig = types.void(x, t, res, src, indices, values, types.intp, types.intp, types.intp, types.float64, sol, n_vec)
@@ -62,7 +64,8 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
         masks = _masks(v, k, n)
         sol_v = [v.load(sol_p, LANES * i, masks[i]) for i in range(n)]
         sol_k = builder.load(builder.gep(sol_p, [k]))
-        row_bytes = builder.mul(n_cols, v.const(signature.args[3].dtype.bitwidth // 8))
+        half = signature.args[3].dtype == types.uint16
+        row_bytes = builder.mul(n_cols, v.const(2 if half else 4))
 
         def src_row(pos):
             j = context.cast(builder, builder.load(builder.gep(idx_a.data, [pos])), idx_t, types.intp)
@@ -77,7 +80,11 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
             close_lines([])
             v.prefetch(line, builder.sub(row_bytes, v.const(1)))
         row = src_row(pos)
-        ys = [v.load_f32(row, LANES * i, masks[i]) for i in range(n)]
+        if half:  # the bits go to x as they are (lossless); the arithmetic gets them widened
+            bits = [v.load_bits(row, LANES * i, masks[i]) for i in range(n)]
+            ys = [v.widen(b) for b in bits]
+        else:
+            ys = [v.load(row, LANES * i, masks[i]) for i in range(n)]
         value = context.cast(builder, builder.load(builder.gep(val_a.data, [pos])), val_t, types.float64)
         bias = v.scalar_f64(builder.gep(row, [k]))
         t_q = builder.fptrunc(builder.fsub(builder.fsub(value, mu), bias), v.f32)
@@ -86,7 +93,10 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
         builder.store(t_q, builder.gep(t_a.data, [q]))
         x_row = builder.gep(x_a.data, [builder.mul(q, k)])
         for i in range(n):
-            v.store(ys[i], x_row, LANES * i, masks[i])
+            if half:
+                v.store_bits(bits[i], x_row, LANES * i, masks[i])
+            else:
+                v.store(ys[i], x_row, LANES * i, masks[i])
         s_v = v.splat(s)
         close([v.fma(s_v, ys[i], sums[i]) for i in range(n)] + [builder.fadd(sums[n], s)])
         for i in range(n):
@@ -99,10 +109,10 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
 
 @intrinsic
 def apply_rows(typingctx, x, n_rows, p, w, lam, lam_b, n_vec):
-    """w = (sum_q f_q f_q^T + diag(lam, ..., lam, lam_b)) p over the first n_rows gathered rows of x [longest, k],
-    f_q = [x[q], 1]: per row one dot product and one multiply-add into sums held in registers."""
+    """w = (sum_q f_q f_q^T + diag(lam, ..., lam, lam_b)) p over the first n_rows gathered rows of x [longest, k]
+    (float32 or float16 bits), f_q = [x[q], 1]: per row one dot product and one multiply-add into sums held in registers."""
     n = _literal_vectors(n_vec)
-    if not (n and matrix_f32(x) and isinstance(n_rows, types.Integer) and flat_f32(p) and flat_f32(w)):
+    if not (n and gather_matrix(x) and isinstance(n_rows, types.Integer) and flat_f32(p) and flat_f32(w)):
         return None
     sig = types.void(x, types.intp, p, w, types.float32, types.float32, n_vec)
 
@@ -118,7 +128,7 @@ def apply_rows(typingctx, x, n_rows, p, w, lam, lam_b, n_vec):
         p_k = builder.load(builder.gep(p_p, [k]))
         q, sums, close = counted_loop(builder, v.const(0), n_rows, [v.zero] * n + [v.single(0.0)])
         x_row = builder.gep(x_a.data, [builder.mul(q, k)])
-        ys = [v.load(x_row, LANES * i, masks[i]) for i in range(n)]
+        ys = [v.load_f32(x_row, LANES * i, masks[i]) for i in range(n)]
         z = builder.fadd(p_k, _dot(v, ys, p_v))
         z_v = v.splat(z)
         close([v.fma(z_v, ys[i], sums[i]) for i in range(n)] + [builder.fadd(sums[n], z)])
@@ -135,7 +145,7 @@ def apply_rows(typingctx, x, n_rows, p, w, lam, lam_b, n_vec):
 def rows_sse(typingctx, x, t, n_rows, sol, n_vec):
     """sum over the first n_rows gathered rows of (t[q] - x[q] . sol[:k] - sol[k])^2, the terms in float64."""
     n = _literal_vectors(n_vec)
-    if not (n and matrix_f32(x) and flat_f32(t) and isinstance(n_rows, types.Integer) and flat_f32(sol)):
+    if not (n and gather_matrix(x) and flat_f32(t) and isinstance(n_rows, types.Integer) and flat_f32(sol)):
         return None
     sig = types.float64(x, t, types.intp, sol, n_vec)
 
@@ -150,7 +160,7 @@ def rows_sse(typingctx, x, t, n_rows, sol, n_vec):
         sol_k = builder.load(builder.gep(sol_p, [k]))
         q, (total,), close = counted_loop(builder, v.const(0), args[2], [v.double(0.0)])
         x_row = builder.gep(x_a.data, [builder.mul(q, k)])
-        pred = builder.fadd(sol_k, _dot(v, [v.load(x_row, LANES * i, masks[i]) for i in range(n)], sol_v))
+        pred = builder.fadd(sol_k, _dot(v, [v.load_f32(x_row, LANES * i, masks[i]) for i in range(n)], sol_v))
         e = builder.fsub(builder.fpext(builder.load(builder.gep(t_p, [q])), v.f64), builder.fpext(pred, v.f64))
         close([builder.fadd(total, builder.fmul(e, e))])
         return total

@@ -118,10 +118,23 @@ class Vectors:
         """``load`` from float32 memory, or from float16 bits (base: i16*), widened to float32."""
         if base.type.pointee == self.f32:
             return self.load(base, at, mask)
+        return self.widen(self.load_bits(base, at, mask))
+
+    def load_bits(self, base, at, mask):
+        """16 float16 bit patterns from i16* memory (masked lanes 0)."""
         b = self.builder
         at = self.const(at) if isinstance(at, int) else at
-        bits = b.call(self._load_half, [b.bitcast(b.gep(base, [at]), self.hvec.as_pointer()), self.i32(2), mask,
+        return b.call(self._load_half, [b.bitcast(b.gep(base, [at]), self.hvec.as_pointer()), self.i32(2), mask,
                                         ir.Constant(self.hvec, [0] * LANES)])
+
+    def store_bits(self, bits, base, at, mask):
+        b = self.builder
+        at = self.const(at) if isinstance(at, int) else at
+        b.call(self._store_half, [bits, b.bitcast(b.gep(base, [at]), self.hvec.as_pointer()), self.i32(2), mask])
+
+    def widen(self, bits):
+        """float16 bit patterns as float32 values (exact)."""
+        b = self.builder
         return b.fpext(b.bitcast(bits, ir.VectorType(self.half, LANES)), self.vec)
 
     def scalar_f32(self, pointer):
@@ -203,6 +216,29 @@ def src_value(typingctx, src, row, col):
 
 
 @intrinsic
+def set_value(typingctx, dst, row, col, value):
+    """dst[row, col] = value for a ``gather_matrix`` dst (float16 bits: rounded to nearest even, exact for a
+    value read from such a matrix)."""
+    if not (gather_matrix(dst) and isinstance(row, types.Integer) and isinstance(col, types.Integer)
+            and value == types.float32):
+        return None
+    sig = types.void(dst, row, col, value)
+
+    def codegen(context, builder, signature, args):
+        v = Vectors(context, builder)
+        dst_a = context.make_array(signature.args[0])(context, builder, args[0])
+        r, c = (context.cast(builder, a, t, types.intp) for a, t in zip(args[1:3], signature.args[1:3]))
+        pointer = builder.gep(dst_a.data, [builder.add(builder.mul(r, builder.extract_value(dst_a.shape, 1)), c)])
+        value = args[3]
+        if pointer.type.pointee == v.i16:
+            value = builder.bitcast(builder.fptrunc(value, v.half), v.i16)
+        builder.store(value, pointer)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def narrow_to_half(typingctx, src, out):
     """out[i] = float16 bits of src[i] (round to nearest even), for flat float32 src and uint16 out of one length."""
     if not (flat_f32(src) and flat(out, types.Integer) and out.dtype == types.uint16):
@@ -218,9 +254,7 @@ def narrow_to_half(typingctx, src, out):
         at = builder.mul(i, v.const(LANES))
         mask = v.lanes_below(builder.sub(n, at))
         half = builder.fptrunc(v.load(src_a.data, at, mask), ir.VectorType(v.half, LANES))
-        bits = builder.bitcast(half, v.hvec)
-        builder.call(v._store_half, [bits, builder.bitcast(builder.gep(out_a.data, [at]), v.hvec.as_pointer()),
-                                     v.i32(2), mask])
+        v.store_bits(builder.bitcast(half, v.hvec), out_a.data, at, mask)
         close([])
         return context.get_dummy_value()
 
