@@ -17,6 +17,7 @@ import numpy as np
 
 from recsys_dist.kernels.als import solve_in_block
 from recsys_dist.kernels.als_cg import solve_in_block_cg
+from recsys_dist.kernels.half import half_copy
 from recsys_dist.kernels.row_threads import set_threads
 
 
@@ -42,11 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=16000)
     p.add_argument("--src-rows", type=int, default=60000)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--gather-dtype", choices=("float32", "float16"), default="float32",
+                   help="cg: gather from a float16 copy of the src rows (model.gather_dtype)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if a.rank < 1 or a.rows < 1 or a.src_rows < 1 or a.repeats < 1 or a.steps < 0:
         p.error("--rank, --rows, --src-rows and --repeats must be at least 1, --steps at least 0")
+    if a.gather_dtype == "float16" and a.solver != "cg":
+        p.error("--gather-dtype float16 needs --solver cg")
     indptr, indices, values, src, prev = synthetic_block(a.rows, a.src_rows, a.rank, a.seed)
+    if a.gather_dtype == "float16":
+        src = half_copy(src)
     out = np.empty_like(prev)
     sse = np.empty(a.rows)
     set_threads(1)
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         call()
         best = min(best, time.perf_counter() - started)
-    what = a.solver if a.solver == "cholesky" else f"cg, {a.steps} steps"
+    what = a.solver if a.solver == "cholesky" else f"cg, {a.steps} steps, {a.gather_dtype} gathers"
     print(f"kernel rank {a.rank} ({what}): {indptr[-1]:,} ratings in {a.rows:,} rows over {a.src_rows:,} src rows, "
           f"one thread: {best * 1e9 / indptr[-1]:.1f} ns per rating (best of {a.repeats}); "
           f"squared error {sse.sum():.6g}")
