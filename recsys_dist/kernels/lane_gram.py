@@ -8,6 +8,7 @@ kernels/lanes.py for why). The column count is fixed at compile time (``width``,
 ``als_gram`` dispatches on the src matrix's width).
 """
 
+from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
@@ -36,7 +37,8 @@ def row_gram(typingctx, gram, b, src, indices, values, start, end, last, mu, wid
         idx_t, val_t = signature.args[3].dtype, signature.args[4].dtype
         start, end, last, mu = args[5:9]
         k = n_cols - 1  # the bias column
-        row_bytes = n_cols * signature.args[2].dtype.bitwidth // 8
+        half = signature.args[2].dtype == types.uint16
+        row_bytes = n_cols * (2 if half else 4)
         features = v.lanes_below(v.const(k))
         bias_one = v.vector([1.0 if c == k else 0.0 for c in range(LANES)])
 
@@ -57,8 +59,14 @@ def row_gram(typingctx, gram, b, src, indices, values, start, end, last, mu, wid
         bias = v.scalar_f64(builder.gep(row, [v.const(k)]))
         t = builder.fptrunc(builder.fsub(builder.fsub(value, mu), bias), v.f32)
         t64 = builder.fpext(t, v.f64)
-        # f_c for c < k is broadcast from memory (a load, not a shuffle: measured 1.2x faster); f_k is 1
-        updated = [v.fma(v.splat(v.scalar_f32(builder.gep(row, [v.const(c)]))), f, rows[c]) for c in range(k)]
+        # f_c for c < k is broadcast from memory (a load, not a shuffle: measured 1.2x faster); f_k is 1.
+        # From float16 bits, a shuffle of the widened row (a scalar load, convert and broadcast was slower)
+        if half:
+            undef = ir.Constant(v.vec, ir.Undefined)
+            columns = [builder.shuffle_vector(f, undef, ir.Constant(v.ivec, [c] * LANES)) for c in range(k)]
+        else:
+            columns = [v.splat(builder.load(builder.gep(row, [v.const(c)]))) for c in range(k)]
+        updated = [v.fma(columns[c], f, rows[c]) for c in range(k)]
         updated.append(builder.fadd(f, rows[k]))
         close(updated + [v.fma(v.splat(t), f, rhs), builder.fadd(tt, builder.fmul(t64, t64))])
         for c in range(n_cols):
