@@ -27,8 +27,9 @@ run, once per worker, never through the driver), run ``task(block, src_matrix, p
 of ``out`` when ``with_prev`` is set (a warm start), else None -- write each block's
 ``rows`` into matrix ``out`` at its range, and return the per-block ``stats`` in block
 order for the driver to reduce. With ``half_src`` the tasks get ``src`` as its float16 bits (uint16, for
-the explicit CG kernels: kernels/half.py), made once per half-step where they run (the shared-memory
-engine one copy, a Dask worker one per broadcast or routed matrix it assembles). A solve task reads ``src_matrix`` only at the rows its block's
+the explicit CG kernels: kernels/half.py), made once per half-step, never by the driver from a sharded
+matrix (the shared-memory engine one copy, by the pool; the Dask engine each src block where it lives,
+before it is sent). A solve task reads ``src_matrix`` only at the rows its block's
 ``indices`` name: an engine may send it only those rows, the block re-indexed to match (the
 Dask engine's routed mode, ``dask_routing``).
 

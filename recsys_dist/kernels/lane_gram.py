@@ -23,7 +23,8 @@ def row_gram(typingctx, gram, b, src, indices, values, start, end, last, mu, wid
     (zero in lanes width..15) and t = float32(values[pos] - mu - src[j, width - 1]): writes
     gram[16 c : 16 c + 16] = sum f_c f for c < width and b[:16] = sum t f, and returns sum t^2 (float64).
     gram, b: flat float32 arrays of at least 16 width and 16 floats (64-byte aligned runs fastest);
-    src: float32 [n, width], or its float16 bits (lanes.gather_matrix). Prefetches the src rows of the ratings GRAM_AHEAD ahead, up to ``last``."""
+    src: float32 [n, width], or its float16 bits (lanes.gather_matrix). Prefetches the src rows of the
+    ratings GRAM_AHEAD ahead, up to ``last``."""
     if not (isinstance(width, types.IntegerLiteral) and 2 <= width.literal_value <= LANES and flat_f32(gram)
             and flat_f32(b) and gather_matrix(src) and flat(indices, types.Integer) and flat(values, types.Float)):
         return None

@@ -110,7 +110,8 @@ def gather_rows(typingctx, x, t, res, src, indices, values, start, end, last, mu
 @intrinsic
 def apply_rows(typingctx, x, n_rows, p, w, lam, lam_b, n_vec):
     """w = (sum_q f_q f_q^T + diag(lam, ..., lam, lam_b)) p over the first n_rows gathered rows of x [longest, k]
-    (float32 or float16 bits), f_q = [x[q], 1]: per row one dot product and one multiply-add into sums held in registers."""
+    (float32 or float16 bits), f_q = [x[q], 1]: per row one dot product and one multiply-add into sums held in
+    registers."""
     n = _literal_vectors(n_vec)
     if not (n and gather_matrix(x) and isinstance(n_rows, types.Integer) and flat_f32(p) and flat_f32(w)):
         return None

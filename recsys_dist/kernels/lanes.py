@@ -60,23 +60,23 @@ class Vectors:
         module = builder.module
         self._fma = cgutils.get_or_insert_function(module, ir.FunctionType(self.vec, [self.vec] * 3),
                                                    f"llvm.fma.v{LANES}f32")
-        self._load = cgutils.get_or_insert_function(
-            module, ir.FunctionType(self.vec, [self.vec.as_pointer(), self.i32, self.mask_type, self.vec]),
-            f"llvm.masked.load.v{LANES}f32.p0v{LANES}f32")
-        self._store = cgutils.get_or_insert_function(
-            module, ir.FunctionType(ir.VoidType(), [self.vec, self.vec.as_pointer(), self.i32, self.mask_type]),
-            f"llvm.masked.store.v{LANES}f32.p0v{LANES}f32")
         self.half, self.i16 = ir.HalfType(), ir.IntType(16)
-        self.hvec = ir.VectorType(self.i16, LANES)
-        self._load_half = cgutils.get_or_insert_function(
-            module, ir.FunctionType(self.hvec, [self.hvec.as_pointer(), self.i32, self.mask_type, self.hvec]),
-            f"llvm.masked.load.v{LANES}i16.p0v{LANES}i16")
-        self._store_half = cgutils.get_or_insert_function(
-            module, ir.FunctionType(ir.VoidType(), [self.hvec, self.hvec.as_pointer(), self.i32, self.mask_type]),
-            f"llvm.masked.store.v{LANES}i16.p0v{LANES}i16")
+        self.hvec = ir.VectorType(self.i16, LANES)  # float16 bit patterns
+        self._load, self._store = self._masked(module, self.vec, "f32")
+        self._load_half, self._store_half = self._masked(module, self.hvec, "i16")
         self.byte_ptr = ir.IntType(8).as_pointer()
         self._prefetch = cgutils.get_or_insert_function(
             module, ir.FunctionType(ir.VoidType(), [self.byte_ptr, self.i32, self.i32, self.i32]), "llvm.prefetch.p0i8")
+
+    def _masked(self, module, vec, name: str):
+        """LLVM's masked load and store of ``vec`` (element type ``name``) in ``module``."""
+        tag = f"v{LANES}{name}.p0v{LANES}{name}"
+        load = cgutils.get_or_insert_function(
+            module, ir.FunctionType(vec, [vec.as_pointer(), self.i32, self.mask_type, vec]), f"llvm.masked.load.{tag}")
+        store = cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), self.i32, self.mask_type]),
+            f"llvm.masked.store.{tag}")
+        return load, store
 
     def const(self, value: int):
         return ir.Constant(self.intp, value)
