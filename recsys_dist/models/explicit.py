@@ -42,7 +42,10 @@ class ExplicitSteps:
     def describe(self) -> str:
         if not self.cg_steps:
             return "Cholesky"
-        return f"{self.cg_steps} warm-started conjugate-gradient steps" + (", float16 gathers" if self.half_src else "")
+        gathers = (", float16 gathers" if self.half_src else
+                   ", float32 gathers (model.gather_dtype float16 applies from rank 16)"
+                   if self.cfg.gather_dtype == "float16" else "")
+        return f"{self.cg_steps} warm-started conjugate-gradient steps{gathers}"
 
     def tasks_per_iteration(self, n_blocks: dict[str, int]) -> int:
         return n_blocks["user"] + n_blocks["item"]  # a solve per block (it also returns the block's penalty)
