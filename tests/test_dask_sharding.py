@@ -2,6 +2,7 @@
 same result; a worker killed mid-half-step is survived from the rows' lineage with the same result."""
 
 import gc
+import types
 import weakref
 
 import numpy as np
@@ -74,7 +75,11 @@ def test_dask_worker_killed_mid_half_step_on_sharded_matrices_gives_the_same_res
 
 
 def _arrays_reachable_from(root, limit=200_000):
-    """Every ndarray reachable from ``root`` by references (what the client process holds through it)."""
+    """Every ndarray reachable from ``root`` by references (what the client process holds through it).
+
+    The walk does not enter modules, classes or a function's globals: through those everything in the process
+    is reachable (pytest's fixture cache holding another test's model, for one), which is not what ``root``
+    holds. A function's closure and defaults are followed."""
     seen, stack, arrays = set(), [root], []
     while stack and len(seen) < limit:
         obj = stack.pop()
@@ -86,8 +91,21 @@ def _arrays_reachable_from(root, limit=200_000):
         if isinstance(obj, np.ndarray):
             arrays.append(obj)
             continue
+        if isinstance(obj, types.FunctionType):
+            stack.extend(c.cell_contents for c in obj.__closure__ or () if _cell_is_set(c))
+            stack.extend((obj.__defaults__, obj.__kwdefaults__))
+            continue
         stack.extend(gc.get_referents(obj))
+    assert not stack, f"the walk stopped at {limit} objects with {len(stack)} still to visit"
     return arrays
+
+
+def _cell_is_set(cell):
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell (a name assigned later in the enclosing scope)
+        return False
+    return True
 
 
 @pytest.mark.dask
