@@ -78,8 +78,8 @@ def _arrays_reachable_from(root, limit=200_000):
     """Every ndarray reachable from ``root`` by references (what the client process holds through it).
 
     The walk does not enter modules, classes or a function's globals: through those everything in the process
-    is reachable (pytest's fixture cache holding another test's model, for one), which is not what ``root``
-    holds. A function's closure and defaults are followed."""
+    is reachable (streamlit's resource cache holding the explorer tests' model, for one), which is not what
+    ``root`` holds. A function's closure and defaults are followed."""
     seen, stack, arrays = set(), [root], []
     while stack and len(seen) < limit:
         obj = stack.pop()
@@ -92,20 +92,12 @@ def _arrays_reachable_from(root, limit=200_000):
             arrays.append(obj)
             continue
         if isinstance(obj, types.FunctionType):
-            stack.extend(c.cell_contents for c in obj.__closure__ or () if _cell_is_set(c))
+            stack.extend(gc.get_referents(*obj.__closure__ or ()))  # a cell's contents; none when empty
             stack.extend((obj.__defaults__, obj.__kwdefaults__))
             continue
         stack.extend(gc.get_referents(obj))
     assert not stack, f"the walk stopped at {limit} objects with {len(stack)} still to visit"
     return arrays
-
-
-def _cell_is_set(cell):
-    try:
-        cell.cell_contents
-    except ValueError:  # an empty cell (a name assigned later in the enclosing scope)
-        return False
-    return True
 
 
 @pytest.mark.dask
